@@ -1,0 +1,34 @@
+"""Testing: what ``tools/test.py`` runs — scores a checkpoint, writes a dump and a submission."""
+from __future__ import annotations
+
+import os.path as osp
+from typing import Optional
+
+from segpc.apis.config import check_data, load_config
+from segpc.io import SegPCError
+
+
+def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Optional[str] = None,
+         score_thr: Optional[float] = None, work_dir: Optional[str] = None,
+         cfg_options: Optional[dict] = None, format_only: bool = False) -> dict:
+    """Run ``checkpoint`` on the config's test split; returns the metrics (``segpc/mIoU``)."""
+    from mmengine.runner import Runner
+
+    if not osp.isfile(checkpoint):
+        raise SegPCError(checkpoint, "checkpoint not found")
+    cfg = load_config(config, cfg_options, work_dir)
+    check_data(cfg, keys=("test_dataloader",))
+    cfg.load_from = checkpoint
+    evaluator = cfg.test_evaluator
+    if evaluator.get("type") != "SegPCMetric":
+        raise SegPCError(config, "test_evaluator must be SegPCMetric to write dumps and submissions")
+    if out:
+        evaluator.outfile = out
+    if submission:
+        evaluator.submission_dir = submission
+    if score_thr is not None:
+        evaluator.score_thr = score_thr
+    if format_only:
+        evaluator.format_only = True
+    runner = Runner.from_cfg(cfg)
+    return runner.test()

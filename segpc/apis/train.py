@@ -1,0 +1,43 @@
+"""Training: what ``tools/train.py`` and ``tools/dist_train.sh`` run."""
+from __future__ import annotations
+
+import os.path as osp
+from typing import Optional, Union
+
+from segpc.apis.config import check_data, cpu_threads, load_config
+
+
+def train(config: str, work_dir: Optional[str] = None, resume: Union[bool, str] = False,
+          amp: bool = False, cfg_options: Optional[dict] = None, launcher: str = "none"):
+    """Train ``config``; returns the mmengine ``Runner`` after training.
+
+    ``resume=True`` continues from the latest checkpoint in the work dir, a path resumes from
+    that checkpoint. ``launcher='pytorch'`` is set by ``tools/dist_train.sh`` (torchrun): on
+    GPUs it is mmengine's NCCL launch, on CPUs gloo.
+    """
+    import torch
+    from mmengine.runner import Runner
+
+    from segpc.engine.launch import setup_launcher
+    from segpc.engine.pretrained import resolve_backbone_init
+
+    cfg = load_config(config, cfg_options, work_dir)
+    check_data(cfg)
+    resolve_backbone_init(cfg)
+    if amp:
+        if not torch.cuda.is_available():
+            from segpc.io import SegPCError
+            raise SegPCError(None, "--amp needs a CUDA GPU (mixed precision is not used on CPU)")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    if resume:
+        cfg.resume = True
+        cfg.load_from = resume if isinstance(resume, str) else None
+        if isinstance(resume, str) and not osp.isfile(resume):
+            from segpc.io import SegPCError
+            raise SegPCError(resume, "checkpoint to resume from not found")
+    cpu_threads()
+    setup_launcher(cfg, launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner

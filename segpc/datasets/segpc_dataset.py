@@ -1,0 +1,38 @@
+"""``SegPCDataset``: mmdet's COCO dataset for SegPC's three classes, with clear missing-data errors."""
+from __future__ import annotations
+
+import os
+
+from mmdet.datasets import CocoDataset
+from mmdet.registry import DATASETS
+
+from segpc.io import SegPCError
+from segpc.structures import CLASSES
+
+HOW_TO_GET_DATA = (
+    "get SegPC-2021 (see README.md, 'Data') and convert it with tools/convert_segpc.py, "
+    "point the config elsewhere with --cfg-options data_root=DIR, or run `make demo` for synthetic data"
+)
+
+
+def require_file(path: str, what: str = "annotation file") -> None:
+    """Raise a one-line :class:`SegPCError` that says how to get the data when ``path`` is missing."""
+    if not os.path.isfile(path):
+        raise SegPCError(path, f"{what} not found: {HOW_TO_GET_DATA}")
+
+
+@DATASETS.register_module()
+class SegPCDataset(CocoDataset):
+    """SegPC-2021 in COCO form (``tools/convert_segpc.py``): nucleus, cytoplasm and whole cell."""
+
+    METAINFO = {
+        "classes": CLASSES,
+        "palette": [(128, 0, 128), (0, 170, 255), (255, 140, 0)],
+    }
+
+    def load_data_list(self) -> list[dict]:
+        require_file(self.ann_file)
+        img_dir = self.data_prefix.get("img", "")
+        if img_dir and not os.path.isdir(img_dir):
+            raise SegPCError(img_dir, f"image folder not found: {HOW_TO_GET_DATA}")
+        return super().load_data_list()

@@ -1,0 +1,151 @@
+"""File helpers shared by every segpc tool: reading SegPC images and masks, atomic writes.
+
+Everything here is light (numpy + OpenCV): the data tools and the metric import it without
+torch or mmdet.
+
+Errors on bad input are raised as :class:`SegPCError` whose message is one line of the form
+``<path>: <what is wrong>``; the command-line tools print it and exit with status 2.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+MASK_EXTS = (".bmp", ".png")
+
+# SegPC mask values.
+BACKGROUND, CYTOPLASM, NUCLEUS = 0, 20, 40
+
+
+class SegPCError(Exception):
+    """Bad input or missing data; the message is one line that names the file."""
+
+    def __init__(self, path: str | os.PathLike | None, problem: str):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a colour image as an ``(H, W, 3)`` uint8 BGR array."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SegPCError(path, "cannot read image (missing, corrupt or unsupported format)")
+    return img
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of an image file (decodes it: OpenCV has no header-only read)."""
+    return read_image(path).shape[:2]
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a SegPC mask as an ``(H, W)`` uint8 array; 3-channel masks keep their first channel."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise SegPCError(path, "cannot read mask (missing, corrupt or unsupported format)")
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    if mask.dtype != np.uint8:
+        if mask.dtype == np.uint16 and mask.max() <= 255:
+            mask = mask.astype(np.uint8)
+        else:
+            raise SegPCError(path, f"mask must be 8-bit, got {mask.dtype}")
+    return np.ascontiguousarray(mask)
+
+
+def split_mask_stem(stem: str) -> tuple[str, str]:
+    """``'106_3'`` → ``('106', '3')``: a mask's image id and cell index (last ``_`` splits)."""
+    image_id, sep, k = stem.rpartition("_")
+    if not sep or not image_id or not k:
+        raise ValueError(stem)
+    return image_id, k
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+# mkstemp/mkdtemp create owner-only (0600/0700) entries; finished outputs get the usual umask modes.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary name keeps the suffix so that writers that choose the format from the
+    extension (OpenCV) still work. On any error the temporary file is removed, so nothing
+    half-written is ever left under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces ``path`` (whole) if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f)
+
+
+def write_pickle(obj: Any, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write an image (format from the extension) atomically."""
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), img):
+            raise SegPCError(path, "cannot write image")
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise SegPCError(path, "file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SegPCError(path, f"not valid JSON ({e})") from None

@@ -1,0 +1,11 @@
+"""Register segpc's components into MMDetection's registries.
+
+Configs load this with ``custom_imports = dict(imports=['segpc.register'])``.
+"""
+from segpc.engine.checkpoint import allow_mmengine_checkpoints
+from segpc.datasets.segpc_dataset import SegPCDataset
+from segpc.evaluation.metric import SegPCMetric
+
+allow_mmengine_checkpoints()
+
+__all__ = ["SegPCDataset", "SegPCMetric"]

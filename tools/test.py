@@ -1,0 +1,37 @@
+"""Test a checkpoint: python tools/test.py CONFIG CKPT [--out PRED.pkl] [--submission DIR]."""
+import argparse
+import sys
+
+from segpc.apis.config import DictAction
+from segpc.cli import run
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Score a checkpoint with the SegPC mIoU; write predictions.")
+    p.add_argument("config")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", metavar="PRED.pkl", help="write the prediction dump (cells as RLE)")
+    p.add_argument("--submission", metavar="DIR",
+                   help="write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20)")
+    p.add_argument("--score-thr", type=float, help="minimum cell score (default: the config's, 0.5)")
+    p.add_argument("--format-only", action="store_true",
+                   help="only write --out/--submission, no scoring (a split without ground truth)")
+    p.add_argument("--work-dir", help="where logs go (default work_dirs/<config name>)")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                   help="override config settings, e.g. data_root=/data/segpc")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from segpc.apis.test import test
+
+    metrics = test(args.config, args.checkpoint, out=args.out, submission=args.submission,
+                   score_thr=args.score_thr, work_dir=args.work_dir, cfg_options=args.cfg_options,
+                   format_only=args.format_only)
+    if "segpc/mIoU" in metrics:
+        print(f"mIoU: {metrics['segpc/mIoU']:.6f}")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
