@@ -123,9 +123,12 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
+    # json.dumps (C encoder, one write) rather than json.dump (pure-Python chunked encoder):
+    # same bytes, several times faster for large COCO files
+    text = json.dumps(obj)
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(obj, f)
+            f.write(text)
 
 
 def write_pickle(obj: Any, path: str | os.PathLike) -> None:
