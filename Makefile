@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	@# mmcv has no wheels for modern torch: build it from source with ops (about 10 min on
 	@# 2 cores the first time; pip caches the wheel, so later setups take seconds).
 	@$(PY) -c "import mmcv, mmcv.ops" 2>/dev/null || \
-	  { echo "building $(MMCV) with ops (first time only, ~10 min on 2 cores)"; \
+	  { echo "installing $(MMCV) with ops (built from source the first time: ~10 min on 2 cores; then from the pip cache)"; \
 	    MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-build-isolation $(MMCV); }
 	$(PIP) install -q $(MMDET)
 	@# torchvision only where it loads (the registry's build needs CUDA torch libraries).

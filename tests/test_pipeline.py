@@ -4,53 +4,37 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from segpc.datasets.convert import write_coco
-from segpc.datasets.synthetic import write_splits
+from helpers import MICRO_CONFIG as CONFIG, synthetic_coco, tool
 from segpc.structures import load_dump
 
 pytestmark = pytest.mark.slow
-CONFIG = "configs/fixture/mask_rcnn_micro.py"
-
-
-def tool(repo, *args, check=True, env=None):
-    proc = subprocess.run([sys.executable, *args], cwd=repo, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    write_splits(root, {"train": 8, "validation": 4}, seed=3, size=(96, 128))
-    for split in ("train", "validation"):
-        write_coco(root / split, root / "annotations" / f"{split}.json",
-                   semantic_dir=root / "semantic" / split)
-    return root
+    return synthetic_coco(tmp_path_factory.mktemp("synthetic"), {"train": 8, "validation": 4}, seed=3)
 
 
 def test_train_resume_test_submission_eval(repo_root, synthetic_root, tmp_path):
     work = tmp_path / "work"
     opts = ["--cfg-options", f"data_root={synthetic_root}"]
-    tool(repo_root, "tools/train.py", CONFIG, "--work-dir", str(work), *opts)
+    tool("tools/train.py", CONFIG, "--work-dir", str(work), *opts)
     for name in ("iter_2.pth", "iter_4.pth", "last_checkpoint"):
         assert (work / name).is_file(), name
     assert list(work.glob("best_segpc_mIoU_iter_*.pth")), "best checkpoint by segpc/mIoU"
 
     # torch >= 2.6 loads weights-only: mmengine's own checkpoints need segpc's allow-list.
     load = "import torch, sys; ck = torch.load(sys.argv[1]); print(ck['meta']['iter'])"
-    plain = tool(repo_root, "-c", load, str(work / "iter_4.pth"), check=False)
+    plain = tool("-c", load, str(work / "iter_4.pth"), check=False)
     assert plain.returncode != 0 and "weights_only" in plain.stderr
-    ok = tool(repo_root, "-c", "import segpc.register; " + load, str(work / "iter_4.pth"))
+    ok = tool("-c", "import segpc.register; " + load, str(work / "iter_4.pth"))
     assert ok.stdout.strip() == "4"
 
     # Resume continues from iteration 4 (not from scratch) up to the new max_iters.
-    tool(repo_root, "tools/train.py", CONFIG, "--work-dir", str(work), "--resume",
+    tool("tools/train.py", CONFIG, "--work-dir", str(work), "--resume",
          *opts, "train_cfg.max_iters=6")
     log = "\n".join(p.read_text() for p in work.glob("*/*.log"))
     assert "resumed epoch: 0, iter: 4" in log
@@ -58,7 +42,7 @@ def test_train_resume_test_submission_eval(repo_root, synthetic_root, tmp_path):
     assert not (work / "iter_2.pth").exists() or (work / "iter_6.pth").stat().st_mtime > 0
 
     pred, sub = tmp_path / "pred.pkl", tmp_path / "submission"
-    out = tool(repo_root, "tools/test.py", CONFIG, str(work / "iter_6.pth"), "--out", str(pred),
+    out = tool("tools/test.py", CONFIG, str(work / "iter_6.pth"), "--out", str(pred),
                "--submission", str(sub), "--score-thr", "0.0", *opts)
     miou_test = float(out.stdout.split("mIoU:")[1].split()[0])
     dump = load_dump(pred)
@@ -72,11 +56,11 @@ def test_train_resume_test_submission_eval(repo_root, synthetic_root, tmp_path):
 
     # The submission files and the dump score exactly what the metric reported.
     js = tmp_path / "miou.json"
-    ev = tool(repo_root, "tools/eval_miou.py", str(synthetic_root / "validation"), str(sub), "--json", str(js))
+    ev = tool("tools/eval_miou.py", str(synthetic_root / "validation"), str(sub), "--json", str(js))
     assert f"mIoU: {miou_test:.6f}" in ev.stdout
     res = json.loads(js.read_text())
     assert res["num_pred"] == n_cells and res["num_gt"] == len(list((synthetic_root / "validation" / "y").iterdir()))
-    ev_dump = tool(repo_root, "tools/eval_miou.py", str(synthetic_root / "validation"), str(pred))
+    ev_dump = tool("tools/eval_miou.py", str(synthetic_root / "validation"), str(pred))
     assert f"mIoU: {miou_test:.6f}" in ev_dump.stdout
 
 
@@ -97,7 +81,7 @@ def test_distributed_two_processes_on_cpu(repo_root, synthetic_root, tmp_path):
 
 
 def test_train_without_data_is_one_line(repo_root, tmp_path):
-    proc = tool(repo_root, "tools/train.py", "configs/mask_rcnn_resnet50.py",
+    proc = tool("tools/train.py", "configs/mask_rcnn_resnet50.py",
                 "--work-dir", str(tmp_path / "w"), "--cfg-options", f"data_root={tmp_path}/nowhere",
                 check=False)
     assert proc.returncode == 2

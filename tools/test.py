@@ -16,6 +16,9 @@ def parse_args(argv=None):
     p.add_argument("--score-thr", type=float, help="minimum cell score (default: the config's, 0.5)")
     p.add_argument("--format-only", action="store_true",
                    help="only write --out/--submission, no scoring (a split without ground truth)")
+    p.add_argument("--tta", action="store_true",
+                   help="flip test-time augmentation: original + flips, merged by mask IoU and pixel vote "
+                        "(the config's tta_model/tta_pipeline, configs/_base_/segpc_tta.py)")
     p.add_argument("--work-dir", help="where logs go (default work_dirs/<config name>)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                    help="override config settings, e.g. data_root=/data/segpc")
@@ -26,11 +29,11 @@ def main(argv=None):
     args = parse_args(argv)
     from segpc.apis.test import test
 
-    metrics = test(args.config, args.checkpoint, out=args.out, submission=args.submission,
+    result = test(args.config, args.checkpoint, out=args.out, submission=args.submission,
                    score_thr=args.score_thr, work_dir=args.work_dir, cfg_options=args.cfg_options,
-                   format_only=args.format_only)
-    if "segpc/mIoU" in metrics:
-        print(f"mIoU: {metrics['segpc/mIoU']:.6f}")
+                   format_only=args.format_only, tta=args.tta)
+    if result is not None:
+        print(f"mIoU: {result.mIoU:.6f}\nnum_gt: {result.num_gt}  num_pred: {result.num_pred}")
 
 
 if __name__ == "__main__":

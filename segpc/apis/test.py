@@ -10,8 +10,13 @@ from segpc.io import SegPCError
 
 def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Optional[str] = None,
          score_thr: Optional[float] = None, work_dir: Optional[str] = None,
-         cfg_options: Optional[dict] = None, format_only: bool = False) -> dict:
-    """Run ``checkpoint`` on the config's test split; returns the metrics (``segpc/mIoU``)."""
+         cfg_options: Optional[dict] = None, format_only: bool = False, tta: bool = False):
+    """Run ``checkpoint`` on the config's test split.
+
+    Returns the exact :class:`~segpc.evaluation.miou.MIoUResult` (``None`` with ``format_only``).
+
+    ``tta``: flip test-time augmentation (:func:`segpc.models.tta.apply_tta`).
+    """
     from mmengine.runner import Runner
 
     if not osp.isfile(checkpoint):
@@ -30,5 +35,10 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
         evaluator.score_thr = score_thr
     if format_only:
         evaluator.format_only = True
+    if tta:
+        from segpc.models.tta import apply_tta
+
+        apply_tta(cfg)
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    runner.test()
+    return runner.test_evaluator.metrics[0].result

@@ -66,6 +66,7 @@ class SegPCMetric(BaseMetric):
         self.outfile = outfile
         self.submission_dir = submission_dir
         self.format_only = format_only
+        self.result = None  # the last MIoUResult, exact (mmengine's logger rounds the returned dict)
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -106,6 +107,6 @@ class SegPCMetric(BaseMetric):
                 continue
             gt_masks[name] = [ScaledMask.from_rle(r) for r in gt.get(img_id, [])]
             pred_masks[name] = [ScaledMask.from_rle(c["cell"]) for c in preds[img_id]["cells"]]
-        res = evaluate_masks(gt_masks, pred_masks)
+        res = self.result = evaluate_masks(gt_masks, pred_masks)
         logger.info(f"SegPC mIoU {res.mIoU:.4f} over {res.num_gt} cells, {res.num_pred} predictions")
         return {"mIoU": res.mIoU}

@@ -324,6 +324,17 @@ def best_ious(gt: Sequence[ScaledMask], pred: Sequence[ScaledMask]) -> np.ndarra
     return m.max(axis=1) if m.shape[1] else np.zeros(len(gt), dtype=np.float64)
 
 
+def best_matches(gt: Sequence[ScaledMask], pred: Sequence[ScaledMask]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`best_ious` and, for every ground-truth mask, the index in ``pred`` of that best
+    prediction (the first one on ties; -1 where nothing overlaps it)."""
+    m = iou_matrix(gt, pred)
+    if not m.shape[1]:
+        return np.zeros(len(gt), dtype=np.float64), np.full(len(gt), -1, dtype=np.int64)
+    idx = m.argmax(axis=1)
+    best = m[np.arange(len(gt)), idx]
+    return best, np.where(best > 0, idx, -1).astype(np.int64)
+
+
 # --------------------------------------------------------------------------- results
 
 
