@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segpc.evaluation import (TARGET, MIoUResult, ScaledMask, accumulate, best_ious, evaluate_dirs,
+from segpc.evaluation import (TARGET, ScaledMask, accumulate, best_ious, evaluate_dirs,
                               evaluate_masks, iou_matrix, resize_maps, summarize)
 from segpc.evaluation.miou import PRED_VALUES, _rle_counts
 from segpc.evaluation.reference import reference_evaluate, reference_evaluate_dirs
