@@ -84,11 +84,6 @@ def intersect(a: dict, b: dict) -> dict:
     return out
 
 
-def subtract(a: dict, b: dict) -> dict:
-    """``a − b`` as RLE."""
-    return encode(decode(a) & (1 - decode(b)))
-
-
 # --------------------------------------------------------------------------- cell assembly
 
 
