@@ -32,6 +32,9 @@ def measure(name: str, root: Path, size: tuple[int, int], batch: int, steps: int
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_instance("bench_model_zoo", log_level="ERROR")  # quiet init_weights' report
 
     cfg = load_config(str(REPO / "configs" / f"{name}.py"), {"data_root": str(root)})
     set_img_scale(cfg, size)

@@ -80,8 +80,9 @@ def test_distributed_two_processes_on_cpu(repo_root, synthetic_root, tmp_path):
     assert (work / "iter_4.pth").is_file()
 
 
-def test_train_without_data_is_one_line(repo_root, tmp_path):
-    proc = tool("tools/train.py", "configs/mask_rcnn_resnet50.py",
+@pytest.mark.parametrize("config", ["configs/mask_rcnn_resnet50.py", "configs/htc_resnest50.py"])
+def test_train_without_data_is_one_line(config, tmp_path):
+    proc = tool("tools/train.py", config,
                 "--work-dir", str(tmp_path / "w"), "--cfg-options", f"data_root={tmp_path}/nowhere",
                 check=False)
     assert proc.returncode == 2
