@@ -295,11 +295,12 @@ def _exif_jpeg(img: np.ndarray, orientation: int) -> bytes:
     return buf.tobytes()[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + buf.tobytes()[2:]
 
 
-@pytest.mark.parametrize("ext", [".bmp", ".png", ".jpg", ".jpeg"])
-@pytest.mark.parametrize("shape", [(7, 13, 3), (30, 17), (5, 6, 4)])
+@pytest.mark.parametrize("ext, shape", [
+    (ext, shape) for ext in (".bmp", ".png", ".jpg", ".jpeg")
+    for shape in ((7, 13, 3), (30, 17), (5, 6, 4))
+    if not (ext in (".jpg", ".jpeg") and shape[-1] == 4)  # JPEG has no alpha channel
+])
 def test_header_size_matches_decoding(tmp_path, ext, shape):
-    if len(shape) == 3 and shape[2] == 4 and ext in (".jpg", ".jpeg"):
-        pytest.skip("JPEG has no alpha channel")
     img = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     path = tmp_path / f"a{ext}"
     assert cv2.imwrite(str(path), img)
