@@ -1,0 +1,262 @@
+"""Real-data benchmark: train and score a segpc config on the real SegPC-2021 images.
+
+    python benchmarks/real_segpc/run.py --config configs/cpu/mask_rcnn_r18_real512.py \\
+        --work-dir work_dirs/real512_cpu
+
+One command per run, all with segpc's own functions:
+
+1. split ``<data>/train_512`` (298 real images, 512x384) into 238 train / 60 validation images
+   with a fixed seed (:func:`segpc.datasets.split.split_ids`; the ids are in ``split.json`` beside
+   this file) and lay it out as ``data/segpc_real512/{train,validation}/{x,y}`` (symlinks to the
+   data, never copies: licence) plus ``annotations/{train,validation}.json`` and semantic maps
+   (:func:`segpc.datasets.convert.write_coco`); skipped when already there for the same split;
+2. train (:func:`segpc.apis.train.train`, what ``tools/train.py`` runs), validating the
+   challenge's mIoU every ``val_interval`` iterations and keeping the best checkpoint;
+3. test the best checkpoint (:func:`segpc.apis.test.test` with a submission folder, what
+   ``tools/test.py --submission`` runs) and score the submission files with
+   :func:`segpc.evaluation.miou.evaluate_dirs` (``tools/eval_miou.py``);
+4. write ``<work dir>/results.md`` and ``results.json``: command, config, machine, wall times,
+   the learning curve (mIoU per validation, from mmengine's ``scalars.json``) and the score.
+
+The real data are looked up at ``--data``, else ``$SEGPC_REAL_DATA``, else
+``<repo>/../shared/data/segpc_real``. Everything written goes to the git-ignored ``data/`` and
+``work_dirs/``. Run from the repository root (configs name ``data/...`` relative to it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from segpc.apis.config import DictAction
+from segpc.cli import run
+from segpc.io import IMAGE_EXTS, MASK_EXTS, SegPCError, split_mask_stem, write_json
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SPLIT_FILE = HERE / "split.json"
+SPLITS = ("train", "validation")
+
+
+def data_root(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    env = os.environ.get("SEGPC_REAL_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "segpc_real"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def image_ids(set_dir: Path) -> dict[str, Path]:
+    x = set_dir / "x"
+    if not x.is_dir():
+        raise SegPCError(x, "no image folder: pass --data or set SEGPC_REAL_DATA")
+    return {p.stem: p for p in sorted(x.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
+
+
+def make_split(source: Path, num_val: int, seed: int) -> dict:
+    from segpc.datasets.split import split_ids
+
+    train, val = split_ids(image_ids(source), num_val, seed)
+    split = {"set": source.name, "seed": seed, "num_val": num_val, "train": train, "validation": val}
+    if SPLIT_FILE.is_file():  # the committed split: the same draw must give the same ids
+        ref = json.loads(SPLIT_FILE.read_text())
+        same_draw = all(ref.get(k) == split[k] for k in ("set", "seed", "num_val"))
+        if same_draw and (ref["train"], ref["validation"]) != (train, val):
+            raise SegPCError(SPLIT_FILE, "split_ids no longer reproduces the committed split")
+    return split
+
+
+def prepare(source: Path, root: Path, split: dict) -> None:
+    """Symlink the split's images and masks under ``root`` and convert both splits to COCO."""
+    from segpc.datasets.convert import summarize, write_coco
+
+    stamp = root / "split.json"
+    anns = [root / "annotations" / f"{s}.json" for s in SPLITS]
+    if stamp.is_file() and json.loads(stamp.read_text()) == split and all(a.is_file() for a in anns):
+        print(f"data: {root} already holds this split ({len(split['train'])} / "
+              f"{len(split['validation'])} images)", flush=True)
+        return
+    images = image_ids(source)
+    masks: dict[str, list[Path]] = {}
+    for p in sorted((source / "y").iterdir()):
+        if p.suffix.lower() in MASK_EXTS:
+            masks.setdefault(split_mask_stem(p.stem)[0], []).append(p)
+    stamp.unlink(missing_ok=True)
+    for s in SPLITS:
+        for sub in ("x", "y"):
+            d = root / s / sub
+            if d.exists():
+                shutil.rmtree(d)  # only symlinks we made
+            d.mkdir(parents=True)
+        for i in split[s]:
+            (root / s / "x" / images[i].name).symlink_to(images[i].resolve())
+            for m in masks.get(i, []):
+                (root / s / "y" / m.name).symlink_to(m.resolve())
+        coco = write_coco(root / s, root / "annotations" / f"{s}.json",
+                          semantic_dir=root / "semantic" / s, progress=False)
+        print(f"data: {s}: {summarize(coco, root / 'annotations' / f'{s}.json')}", flush=True)
+    write_json(split, stamp)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def read_scalars(path: Path) -> tuple[list[dict], float | None]:
+    """The learning curve of an mmengine ``scalars.json`` (mIoU per validation, at the training
+    iteration logged last before it), and the mean seconds per training iteration."""
+    curve, times, last = [], [], {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if "segpc/mIoU" in rec:
+            curve.append({"iter": last.get("iter", rec["step"]), "mIoU": rec["segpc/mIoU"]}
+                         | ({"epoch": last["epoch"]} if "epoch" in last else {}))
+        elif "loss" in rec:
+            last = rec
+            times.append(rec.get("time", 0.0))
+    return curve, (sum(times) / len(times) if times else None)
+
+
+def latest_scalars(work_dir: Path) -> Path | None:
+    files = [p for p in work_dir.glob("*/vis_data/scalars.json") if "segpc/mIoU" in p.read_text()]
+    return max(files, key=lambda p: p.parent.parent.name) if files else None
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__}
+    try:
+        mem = next(l for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+        info["ram_gib"] = round(int(mem.split()[1]) / 2**20, 1)
+    except (OSError, StopIteration):
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def markdown(res: dict) -> str:
+    m = res["machine"]
+    hw = f"{m['cpu']}, {m['cores']} cores, {m.get('ram_gib', '?')} GiB RAM"
+    if m.get("gpu"):
+        hw += f", GPU {m['gpu']}"
+
+    def minutes(s):
+        return "-" if s is None else f"{s / 60:.1f} min"
+
+    rows = [
+        ("command", f"`{res['command']}`"),
+        ("config", f"`{res['config']}`" + (f" + `{res['cfg_options']}`" if res["cfg_options"] else "")),
+        ("data", f"{res['split']['set']}: {len(res['split']['train'])} train / "
+                 f"{len(res['split']['validation'])} validation images (seed {res['split']['seed']})"),
+        ("machine", f"{hw}; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)"),
+        ("schedule", f"{res['schedule']} at batch {res['batch_size']}"
+                       + (f", {res['s_per_iter']:.2f} s/iter" if res.get("s_per_iter") else "")),
+        ("wall time", f"training {minutes(res['train_s'])} (with validations), test + scoring "
+                      f"{minutes(res['test_s'])}, total {minutes(res['total_s'])}"),
+        ("best checkpoint", f"`{res['checkpoint']}`"),
+        ("**mIoU** (validation, submission files)", f"**{res['mIoU']:.4f}** "
+                                                    f"({res['num_gt']} cells, {res['num_pred']} predicted)"),
+    ]
+    lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    lines += ["", "Learning curve (validation mIoU, SegPCMetric during training):", "",
+              "| iteration | mIoU |", "|---:|---:|"]
+    lines += [f"| {c['iter']} | {c['mIoU']:.4f} |" for c in res["curve"]]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Train and score a segpc config on the real SegPC images.")
+    p.add_argument("--config", default="configs/cpu/mask_rcnn_r18_real512.py")
+    p.add_argument("--work-dir", help="default work_dirs/<config name>_real512")
+    p.add_argument("--data", help="real SegPC folder (default $SEGPC_REAL_DATA or ../shared/data/segpc_real)")
+    p.add_argument("--set", default="train_512", help="set of --data to split (default train_512)")
+    p.add_argument("--root", default="data/segpc_real512", help="where the split and COCO files go")
+    p.add_argument("--num-val", type=int, default=60, help="validation images (default 60 of 298)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                   help="more config overrides, e.g. train_cfg.max_iters=200")
+    p.add_argument("--prepare-only", action="store_true", help="only write the split and COCO files")
+    p.add_argument("--skip-train", action="store_true",
+                   help="test and report the best checkpoint already in the work dir")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    env = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY") if k in os.environ]
+    command = shlex.join(env + ["python", os.path.relpath(__file__)] + sys.argv[1:])
+    t0 = time.time()
+    source = data_root(args.data) / args.set
+    root = Path(args.root)
+    split = make_split(source, args.num_val, args.seed)
+    prepare(source, root, split)
+    if args.prepare_only:
+        return
+
+    from segpc.apis.config import load_config
+    from segpc.apis.demo import best_checkpoint
+    from segpc.apis.test import test
+    from segpc.apis.train import train
+    from segpc.evaluation.miou import evaluate_dirs
+
+    name = Path(args.config).stem
+    work_dir = Path(args.work_dir or f"work_dirs/{name}_real512")
+    options = {"data_root": str(root), **(args.cfg_options or {})}
+    cfg = load_config(args.config, dict(options), str(work_dir))
+
+    train_s = None
+    if not args.skip_train:
+        t = time.time()
+        train(args.config, work_dir=str(work_dir), cfg_options=dict(options))
+        train_s = time.time() - t
+    ckpt = best_checkpoint(str(work_dir))
+    scalars = latest_scalars(work_dir)
+    curve, s_per_iter = read_scalars(scalars) if scalars else ([], None)
+
+    t = time.time()
+    sub = work_dir / "submission"
+    test(args.config, ckpt, out=str(work_dir / "predictions.pkl"), submission=str(sub),
+         work_dir=str(work_dir), cfg_options=dict(options))
+    score = evaluate_dirs(root / "validation", sub)
+    test_s = time.time() - t
+    write_json(score.to_dict(), work_dir / "miou.json")
+
+    loop = cfg.train_cfg
+    schedule = (f"{loop.max_iters} iterations" if "max_iters" in loop else f"{loop.get('max_epochs')} epochs")
+    res = {
+        "command": command, "config": args.config, "cfg_options": args.cfg_options or {},
+        "split": split, "machine": machine(), "schedule": schedule,
+        "batch_size": cfg.train_dataloader.batch_size, "s_per_iter": s_per_iter,
+        "train_s": train_s, "test_s": test_s, "total_s": time.time() - t0 if train_s else None,
+        "checkpoint": ckpt, "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred,
+        "curve": curve, "scalars": str(scalars) if scalars else None,
+    }
+    write_json(res, work_dir / "results.json")
+    (work_dir / "results.md").write_text(markdown(res))
+    print("\n" + markdown(res))
+    print(f"results: {work_dir / 'results.md'}")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
