@@ -50,6 +50,12 @@ DEFAULT_MIN_IOU = 0.85
 # --------------------------------------------------------------------------- checks
 
 
+
+def _emit(out: list, stats: dict, cell: dict, voted: dict | None) -> None:
+    """Append the voted cell, or the reference cell unchanged when there was no vote."""
+    out.append(cell if voted is None else voted)
+    stats["kept" if voted is None else "voted"] += 1
+
 def _image_sizes(dump: dict, src: str) -> dict[str, tuple[int, int]]:
     """Image name → (H, W); every cell's masks must be at its image's size."""
     sizes = {}
@@ -212,12 +218,7 @@ def _ensemble_image(models: list[list[dict]], min_iou: float, quorum: int,
         new = None
         if voted[r]:
             new = _vote_cell([(ref, r)] + [(others[j], i) for j, i in contributors[r]])
-        if new is None:
-            out.append(cell)
-            stats["kept"] += 1
-        else:
-            out.append(new)
-            stats["voted"] += 1
+        _emit(out, stats, cell, new)
     added: list[list[int]] = []  # per earlier other model: indices of its added cells
     for j, o in enumerate(others):
         mine = []
@@ -325,12 +326,7 @@ def _dense_image(models: list[list[dict]], min_iou: float, quorum: int, stats: d
                        "bbox": bbox_xyxy(encode(c)),
                        "cell": encode(c),
                        "nucleus": encode(nuc) if nuc.any() else None}
-        if new is None:
-            out.append(cell)
-            stats["kept"] += 1
-        else:
-            out.append(new)
-            stats["voted"] += 1
+        _emit(out, stats, cell, new)
     added: list[list[int]] = []
     for j in range(1, len(models)):
         mine = []
