@@ -56,6 +56,7 @@ def _emit(out: list, stats: dict, cell: dict, voted: dict | None) -> None:
     out.append(cell if voted is None else voted)
     stats["kept" if voted is None else "voted"] += 1
 
+
 def _image_sizes(dump: dict, src: str) -> dict[str, tuple[int, int]]:
     """Image name → (H, W); every cell's masks must be at its image's size."""
     sizes = {}
