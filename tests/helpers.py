@@ -1,5 +1,6 @@
 """Helpers shared by the tests (pytest puts tests/ on sys.path: ``from helpers import ...``)."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,8 @@ def cell(mask, score=0.9, nucleus=None) -> dict:
     mask = np.asarray(mask, bool)
     nuc = None if nucleus is None else encode(np.asarray(nucleus, bool) & mask)
     return {"score": score, "bbox": bbox_xyxy(encode(mask)), "cell": encode(mask), "nucleus": nuc}
+
+
+def printed_miou(stdout: str) -> str:
+    """The value of a tool's own ``mIoU: 0.xxxxxx`` line (mmengine's logs print rounded ones)."""
+    return re.findall(r"^mIoU: ([0-9.]+)$", stdout, re.M)[-1]

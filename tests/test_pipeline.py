@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import MICRO_CONFIG as CONFIG, synthetic_coco, tool
+from helpers import MICRO_CONFIG as CONFIG, printed_miou, synthetic_coco, tool
 from segpc.structures import load_dump
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ def test_train_resume_test_submission_eval(repo_root, synthetic_root, tmp_path):
     pred, sub = tmp_path / "pred.pkl", tmp_path / "submission"
     out = tool("tools/test.py", CONFIG, str(work / "iter_6.pth"), "--out", str(pred),
                "--submission", str(sub), "--score-thr", "0.0", *opts)
-    miou_test = float(out.stdout.split("mIoU:")[1].split()[0])
+    miou_test = float(printed_miou(out.stdout))
     dump = load_dump(pred)
     assert [img["name"] for img in dump["images"]] == ["9", "10", "11", "12"]
     n_cells = sum(len(img["cells"]) for img in dump["images"])

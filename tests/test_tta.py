@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import synthetic_coco, tool
+from helpers import printed_miou, synthetic_coco, tool
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
@@ -249,7 +249,7 @@ def test_fixture_tta_then_ensemble_then_eval(tmp_path):
     tta = tmp_path / "tta.pkl"
     out = tool("tools/test.py", config, ckpt, "--tta", "--out", tta, "--score-thr", "0",
                "--work-dir", tmp_path / "test", *opts)
-    miou = out.stdout.split("mIoU:")[-1].split()[0]
+    miou = printed_miou(out.stdout)
     dump = load_dump(tta)
     assert [img["name"] for img in dump["images"]] == ["5", "6", "7"]
     assert all(img["height"] == 96 and img["width"] == 128 for img in dump["images"])
