@@ -40,4 +40,15 @@ def train(config: str, work_dir: Optional[str] = None, resume: Union[bool, str] 
     setup_launcher(cfg, launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    shutdown_distributed()
     return runner
+
+
+def shutdown_distributed() -> None:
+    """Wait for every process, then close the process group: exiting with a live gloo group can
+    abort a rank (``terminate called without an active exception``) while others still save."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
