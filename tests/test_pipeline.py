@@ -59,7 +59,10 @@ def test_train_resume_test_submission_eval(repo_root, synthetic_root, tmp_path):
     ev = tool("tools/eval_miou.py", str(synthetic_root / "validation"), str(sub), "--json", str(js))
     assert f"mIoU: {miou_test:.6f}" in ev.stdout
     res = json.loads(js.read_text())
-    assert res["num_pred"] == n_cells and res["num_gt"] == len(list((synthetic_root / "validation" / "y").iterdir()))
+    gt_files = list((synthetic_root / "validation" / "y").iterdir())
+    with_gt = {f.stem.rsplit("_", 1)[0] for f in gt_files}  # images without cells are not scored
+    assert res["num_gt"] == len(gt_files)
+    assert res["num_pred"] == sum(len(img["cells"]) for img in dump["images"] if img["name"] in with_gt)
     ev_dump = tool("tools/eval_miou.py", str(synthetic_root / "validation"), str(pred))
     assert f"mIoU: {miou_test:.6f}" in ev_dump.stdout
 
