@@ -67,6 +67,7 @@ class SegPCMetric(BaseMetric):
         self.submission_dir = submission_dir
         self.format_only = format_only
         self.result = None  # the last MIoUResult, exact (mmengine's logger rounds the returned dict)
+        self._gt = None  # image id → (name, ground-truth ScaledMasks), read once from ann_file
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -99,13 +100,16 @@ class SegPCMetric(BaseMetric):
             logger.info(f"submission ({n} cell masks) written to {self.submission_dir}")
         if self.format_only:
             return {}
-        gt, names = load_gt_cells(self.ann_file)
+        if self._gt is None:  # the split's ground truth does not change between validations
+            cells, names = load_gt_cells(self.ann_file)
+            self._gt = {img_id: (name, [ScaledMask.from_rle(r) for r in cells.get(img_id, [])])
+                        for img_id, name in names.items()}
         preds = {r["img_id"]: r for r in results}
         gt_masks, pred_masks = {}, {}
-        for img_id, name in names.items():
+        for img_id, (name, masks) in self._gt.items():
             if img_id not in preds:  # e.g. a partial run over part of the split
                 continue
-            gt_masks[name] = [ScaledMask.from_rle(r) for r in gt.get(img_id, [])]
+            gt_masks[name] = masks
             pred_masks[name] = [ScaledMask.from_rle(c["cell"]) for c in preds[img_id]["cells"]]
         res = self.result = evaluate_masks(gt_masks, pred_masks)
         logger.info(f"SegPC mIoU {res.mIoU:.4f} over {res.num_gt} cells, {res.num_pred} predictions")
