@@ -50,16 +50,6 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     return cfg
 
 
-def dataset_cfgs(cfg: Config) -> list:
-    """The dataset configs of the train/val/test dataloaders present in ``cfg``."""
-    out = []
-    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        loader = cfg.get(key)
-        if loader and loader.get("dataset"):
-            out.append(loader["dataset"])
-    return out
-
-
 def check_data(cfg: Config, keys: tuple = ("train_dataloader", "val_dataloader")) -> None:
     """Fail early, in one line, when a split's annotation file is missing."""
     from segpc.datasets.segpc_dataset import require_file
