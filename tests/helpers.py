@@ -54,3 +54,45 @@ def cell(mask, score=0.9, nucleus=None) -> dict:
 def printed_miou(stdout: str) -> str:
     """The value of a tool's own ``mIoU: 0.xxxxxx`` line (mmengine's logs print rounded ones)."""
     return re.findall(r"^mIoU: ([0-9.]+)$", stdout, re.M)[-1]
+
+
+def _outlines(mask: np.ndarray) -> list[list[list[int]]]:
+    """Outer boundaries of a binary mask's components, as LabelMe polygons (pixel centres)."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return [c[:, 0, :].tolist() for c in contours]
+
+
+def labelme_from_split(split_dir: Path, json_dir: Path, embed: bool = True, cytoplasm_rings: bool = False) -> None:
+    """A LabelMe folder made from a SegPC split's masks: per cell a ``cell`` polygon (or, with
+    ``cytoplasm_rings``, a ``cytoplasm`` polygon) and a ``nucleus`` polygon sharing a group id;
+    the image embedded as base64 PNG (``embed``) or referenced by ``imagePath``."""
+    import base64
+    import json
+    import shutil
+
+    import cv2
+
+    from segpc.io import NUCLEUS, read_image, read_mask
+
+    json_dir.mkdir(parents=True, exist_ok=True)
+    for img_path in sorted((split_dir / "x").iterdir()):
+        image = read_image(img_path)
+        shapes = []
+        for k, mp in enumerate(sorted((split_dir / "y").glob(f"{img_path.stem}_*.*")), start=1):
+            m = read_mask(mp)
+            for pts in _outlines(m > 0):
+                shapes.append({"label": "cytoplasm" if cytoplasm_rings else "cell", "points": pts,
+                               "group_id": k, "shape_type": "polygon", "flags": {}})
+            nuclei = _outlines(m == NUCLEUS)
+            if nuclei:
+                shapes.append({"label": "nucleus", "points": max(nuclei, key=len), "group_id": k,
+                               "shape_type": "polygon", "flags": {}})
+        doc = {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": img_path.name,
+               "imageData": None, "imageHeight": image.shape[0], "imageWidth": image.shape[1]}
+        if embed:
+            doc["imageData"] = base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
+        else:
+            shutil.copy(img_path, json_dir / img_path.name)
+        (json_dir / f"{img_path.stem}.json").write_text(json.dumps(doc))
