@@ -12,7 +12,7 @@ scores drawn at random. Then, after one warm-up run:
 
   (a) ours:      segpc.ensemble.ensemble_dumps (what tools/ensemble.py runs): IoUs on RLE,
                  votes on the crops of the voters' boxes;
-  (b) reference: segpc.ensemble.dense_reference_ensemble_dumps: every mask decoded to the full
+  (b) reference: segpc.testing.ensemble.dense_reference_ensemble_dumps: every mask decoded to the full
                  frame, every pair compared and every vote counted on whole frames.
 
 Both are checked to give identical dumps (exit 1 if not); best and median times and the
@@ -31,11 +31,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segpc import cropmask
-from segpc.ensemble import dense_reference_ensemble_dumps, ensemble_dumps
-from segpc.evaluation.miou import find_gt_dir, natural_key
-from segpc.io import MASK_EXTS, read_mask, split_mask_stem
-from segpc.structures import make_dump
+from segpc.ensemble import ensemble_dumps
+from segpc.evaluation.miou import find_gt_dir
+from segpc.io import MASK_EXTS, natural_key, read_mask, split_mask_stem
+from segpc.structures import CropMask, make_dump, mask_box
+from segpc.testing.ensemble import dense_reference_ensemble_dumps
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC_SIZE = (1536, 2040)  # (H, W): SegPC's full resolution
@@ -79,20 +79,20 @@ def _perturb_crop(crop: np.ndarray, k: int, op: int, dy: int, dx: int) -> np.nda
 def perturbed_cell(rng: np.random.Generator, mask: np.ndarray, shift: int) -> dict | None:
     """A prediction of one ground-truth mask: cell and nucleus dilated/eroded and shifted."""
     h, w = mask.shape
-    x, y, bw, bh = cv2.boundingRect((mask > 0).astype(np.uint8))
+    bx0, by0, bx1, by1 = mask_box(mask)
     pad = 12 + shift
-    y0, x0, y1, x1 = max(0, y - pad), max(0, x - pad), min(h, y + bh + pad), min(w, x + bw + pad)
+    y0, x0, y1, x1 = max(0, by0 - pad), max(0, bx0 - pad), min(h, by1 + pad), min(w, bx1 + pad)
     sub = mask[y0:y1, x0:x1]
     k, op = int(rng.integers(2, 8)), int(rng.integers(0, 3))
     dy, dx = (int(v) for v in rng.integers(-shift, shift + 1, 2))
     cell = _perturb_crop((sub > 0).astype(np.uint8), k, op, dy, dx) > 0
     nuc = _perturb_crop((sub == 40).astype(np.uint8), max(2, k - 2), op, dy, dx) > 0
-    c = cropmask.from_crop(y0, x0, cell, (h, w))
+    c = CropMask(y0, x0, cell, (h, w))
     if c.area == 0:
         return None
-    n = cropmask.intersect(cropmask.from_crop(y0, x0, nuc, (h, w)), c)
-    return {"score": float(rng.uniform(0.3, 1.0)), "bbox": cropmask.bbox(c), "cell": cropmask.to_rle(c),
-            "nucleus": cropmask.to_rle(n) if n.area else None}
+    n = CropMask(y0, x0, nuc, (h, w)) & c
+    return {"score": float(rng.uniform(0.3, 1.0)), "bbox": list(c.box), "cell": c.to_rle(),
+            "nucleus": n.to_rle() if n.area else None}
 
 
 def build_dumps(masks: dict[str, list[np.ndarray]], models: int, seed: int = 0) -> list[dict]:
@@ -132,6 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", type=int, default=7, help="number of dumps, the reference included (default 7)")
     ap.add_argument("--min-iou", type=float, default=0.85)
     ap.add_argument("--quorum", type=int, default=None)
+    ap.add_argument("--tie", choices=("out", "reference"), default="out")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of ours (default 5)")
     ap.add_argument("--ref-repeat", type=int, default=2, help="timed runs of the dense reference (default 2)")
     args = ap.parse_args(argv)
@@ -146,21 +147,28 @@ def main(argv=None) -> int:
     n_cells = [sum(len(i["cells"]) for i in d["images"]) for d in dumps]
     h, w = dumps[0]["images"][0]["height"], dumps[0]["images"][0]["width"]
     print(f"data: {source}; {len(masks)} images {w}x{h}, {n_gt} GT cells; {args.models} dumps of "
-          f"{min(n_cells)}..{max(n_cells)} cells; min_iou {args.min_iou}, quorum {args.quorum or 'all'}")
+          f"{min(n_cells)}..{max(n_cells)} cells; min_iou {args.min_iou}, quorum {args.quorum or 'all'}, "
+          f"tie {args.tie}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
           f"{platform.python_version()}, numpy {np.__version__}, opencv {cv2.__version__}")
 
-    ours, _ = timed(lambda: ensemble_dumps(dumps, args.min_iou, args.quorum))  # warm-up
-    ref, t = timed(lambda: dense_reference_ensemble_dumps(dumps, args.min_iou, args.quorum))
+    def run_ours():
+        return ensemble_dumps(dumps, args.min_iou, args.quorum, tie=args.tie)
+
+    def run_reference():
+        return dense_reference_ensemble_dumps(dumps, args.min_iou, args.quorum, tie=args.tie)
+
+    ours, _ = timed(run_ours)  # warm-up
+    ref, t = timed(run_reference)
     identical = ours == ref
     s = ours["ensemble"]
     print(f"ensemble: {s['voted']} voted, {s['kept']} kept, {s['added']} added, {s['duplicates']} duplicates "
           f"dropped; ours and reference identical: {identical}")
     times = {"ours": [], "reference": [t]}
     for _ in range(args.repeat):
-        times["ours"].append(timed(lambda: ensemble_dumps(dumps, args.min_iou, args.quorum))[1])
+        times["ours"].append(timed(run_ours)[1])
     for _ in range(max(0, args.ref_repeat - 1)):
-        times["reference"].append(timed(lambda: dense_reference_ensemble_dumps(dumps, args.min_iou, args.quorum))[1])
+        times["reference"].append(timed(run_reference)[1])
     print(f"\n{'':28s} {'best s':>8s} {'median s':>9s}  runs")
     for k, label in (("ours", "(a) ours (RLE + crops)"), ("reference", "(b) dense reference")):
         print(f"{label:28s} {min(times[k]):8.3f} {statistics.median(times[k]):9.3f}  {len(times[k])}")

@@ -11,7 +11,7 @@ duplicated), written at its original size as a 40/20 BMP, as a submission would 
                  default thread pool and with one thread;
   (c) decode:    cv2.imread of every GT and prediction file, nothing else (one thread, and the
                  same thread pool as ours);
-  (b) reference: segpc.evaluation.reference.reference_evaluate_dirs (dense full-frame pairs);
+  (b) reference: segpc.testing.miou.reference_evaluate_dirs (dense full-frame pairs);
   (d) in memory: the same cells as RLE (what the mmengine metric scores): ours from RLE vs
                  pycocotools decoding every RLE to a full frame.
 
@@ -33,12 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pycocotools import mask as mask_utils
-
-from segpc.evaluation.miou import ScaledMask, default_workers, evaluate_dirs, evaluate_masks, find_gt_dir
-from segpc.evaluation.reference import reference_evaluate_dirs
+from segpc.evaluation.miou import default_workers, evaluate_dirs, evaluate_masks, find_gt_dir, scaled_rle
 from segpc.io import MASK_EXTS, read_mask, split_mask_stem
-from segpc.structures import _c, encode
+from segpc.structures import decode, encode
+from segpc.testing.miou import reference_evaluate_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,8 +89,8 @@ def rles_by_image(paths: list[Path], prediction: bool) -> dict[str, list[dict]]:
 
 
 def evaluate_rles(gt: dict[str, list[dict]], pred: dict[str, list[dict]]):
-    return evaluate_masks({k: [ScaledMask.from_rle(r) for r in v] for k, v in gt.items()},
-                          {k: [ScaledMask.from_rle(r) for r in v] for k, v in pred.items()})
+    return evaluate_masks({k: [scaled_rle(r) for r in v] for k, v in gt.items()},
+                          {k: [scaled_rle(r) for r in v] for k, v in pred.items()})
 
 
 def decode_all(paths: list[Path], workers: int) -> None:
@@ -173,7 +171,7 @@ def main(argv=None) -> int:
         times["rle_ours"], times["rle_decode"] = [], []
         for _ in range(args.repeat):
             times["rle_ours"].append(timed(lambda: evaluate_rles(gt_rles, pred_rles)))
-            times["rle_decode"].append(timed(lambda: [mask_utils.decode(_c(r)) for r in all_rles]))
+            times["rle_decode"].append(timed(lambda: [decode(r) for r in all_rles]))
 
     print(f"in memory (RLE): mIoU {mem.mIoU:.12f}, identical to the files' result: {mem_agree}")
     best = {k: min(v) for k, v in times.items()}

@@ -9,8 +9,10 @@
 2. **Vote.** When all ``m`` other models contribute (with ``quorum=K``: at least ``K`` of
    them), the cell mask is voted pixel by pixel over the ``n = 1 + contributors`` voters (the
    reference and the contributing cells): a pixel is in when more than half of the voters have
-   it (``2 * votes > n``); a tie (exactly ``n / 2``, only for even ``n``) goes to the reference
-   (in if and only if the reference cell has the pixel). The nucleus is voted the same way over
+   it (``2 * votes > n``). A tie (exactly ``n / 2``, only for even ``n``): with ``tie="out"``
+   (the default, the winners' own rule ``votes > n / 2``) the pixel is out; with
+   ``tie="reference"`` it goes to the reference (in if and only if the reference cell has the
+   pixel). The nucleus is voted the same way over
    the same voters (a cell without nucleus votes "no" everywhere), then clipped to the voted
    cell; an empty result is no nucleus. The voted cell's score is the mean of the voters'
    scores, its box the box of the voted mask. (If the voted cell came out empty, possible only
@@ -26,62 +28,61 @@
 5. The image's cells are sorted by decreasing score (stable: reference cells first, then the
    added ones, in the order above).
 
+Inputs are prediction dumps or submission folders (:func:`segpc.structures.load_predictions`:
+every cell of a folder scores 1.0; an image a folder has no file for has no cells there).
+
 Everything works on RLE and boxes: IoUs by pycocotools on the RLEs (bounding boxes first),
-votes on the crops of the voters' boxes (:mod:`segpc.cropmask`), the result written back as
-canonical RLE. :func:`dense_reference_ensemble_dumps` is the same scheme on full-frame arrays,
-slow on purpose: the tests and ``benchmarks/bench_ensemble.py`` check that both give identical
-dumps.
+votes on the crops of the voters' boxes (:class:`segpc.structures.CropMask`), the result
+written back as canonical RLE. :mod:`segpc.testing.ensemble` is the same scheme on full-frame
+arrays, slow on purpose: the tests and ``benchmarks/bench_ensemble.py`` check that both give
+identical dumps.
 """
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from segpc import cropmask
 from segpc.io import SegPCError
-from segpc.structures import _c, area, bbox_xyxy, decode, encode, make_dump
+from segpc.structures import CropMask, load_predictions, make_dump, validate_dump, vote
+from segpc.structures.rle import area, as_coco, rle_iou
 
 DEFAULT_MIN_IOU = 0.85
+TIES = ("out", "reference")  # what a tie pixel of an even number of voters becomes
+_VOTE_TIE = {"out": "out", "reference": "anchor"}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def load_inputs(paths: Sequence[str | os.PathLike]) -> list[dict]:
+    """Dumps and submission folders → dumps. A submission folder has no file for an image
+    without cells: such images are added to its dump without cells (their size taken from the
+    first input that has them)."""
+    dumps = [load_predictions(p) for p in paths]
+    sizes: dict[str, tuple[int, int]] = {}
+    for d in dumps:
+        for img in d["images"]:
+            sizes.setdefault(img["name"], (img["height"], img["width"]))
+    for path, d in zip(paths, dumps):
+        if os.path.isdir(path):
+            have = {img["name"] for img in d["images"]}
+            d["images"] += [{"name": n, "height": h, "width": w, "cells": []}
+                            for n, (h, w) in sizes.items() if n not in have]
+    return dumps
 
 
 # --------------------------------------------------------------------------- checks
-
-
-
-def _emit(out: list, stats: dict, cell: dict, voted: dict | None) -> None:
-    """Append the voted cell, or the reference cell unchanged when there was no vote."""
-    out.append(cell if voted is None else voted)
-    stats["kept" if voted is None else "voted"] += 1
-
-
-def _image_sizes(dump: dict, src: str) -> dict[str, tuple[int, int]]:
-    """Image name → (H, W); every cell's masks must be at its image's size."""
-    sizes = {}
-    for img in dump.get("images", []):
-        name = str(img["name"])
-        if name in sizes:
-            raise SegPCError(src, f"image {name!r} appears twice in the dump")
-        h, w = int(img["height"]), int(img["width"])
-        sizes[name] = (h, w)
-        for k, cell in enumerate(img["cells"], start=1):
-            for key in ("cell", "nucleus"):
-                rle = cell[key] if key == "cell" else cell.get(key)
-                if rle is not None and tuple(int(v) for v in rle["size"]) != (h, w):
-                    raise SegPCError(src, f"image {name!r}, cell {k}: {key} mask is "
-                                          f"{rle['size'][0]}x{rle['size'][1]}, the image {h}x{w}")
-            float(cell["score"])  # every cell has a numeric score
-    return sizes
 
 
 def check_dumps(dumps: Sequence[dict], sources: Optional[Sequence[str]] = None,
                 quorum: Optional[int] = None, min_iou: float = DEFAULT_MIN_IOU) -> int:
     """Raise a one-line :class:`SegPCError` unless the dumps can be ensembled; returns the quorum.
 
-    Every dump must hold the same image names as the first (the reference), each image at the
-    same size, and every cell's RLE at its image's size.
+    Every dump must be valid (:func:`segpc.structures.validate_dump`) and hold the same image
+    names as the first (the reference), each image at the same size.
     """
     sources = [str(s) for s in sources] if sources is not None else [f"dump #{i + 1}" for i in range(len(dumps))]
     if len(dumps) < 2:
@@ -95,10 +96,7 @@ def check_dumps(dumps: Sequence[dict], sources: Optional[Sequence[str]] = None,
         raise SegPCError(None, f"quorum must be between 1 and {others} (the number of other dumps), got {quorum}")
     ref_sizes = None
     for dump, src in zip(dumps, sources):
-        try:
-            sizes = _image_sizes(dump, src)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise SegPCError(src, f"malformed prediction dump ({type(e).__name__}: {e})") from None
+        sizes = {img["name"]: (img["height"], img["width"]) for img in validate_dump(dump, src)["images"]}
         if ref_sizes is None:
             ref_sizes = sizes
             continue
@@ -121,12 +119,13 @@ def check_dumps(dumps: Sequence[dict], sources: Optional[Sequence[str]] = None,
 # --------------------------------------------------------------------------- the scheme
 
 
-def _sorted_cells(cells: list[dict]) -> list[dict]:
+def sort_cells(cells: list[dict]) -> list[dict]:
+    """By decreasing score; stable."""
     order = sorted(range(len(cells)), key=lambda i: -cells[i]["score"])
     return [cells[i] for i in order]
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean_score(values: Sequence[float]) -> float:
     """Mean score; exactly the value when all are equal (identical models change nothing)."""
     if all(v == values[0] for v in values):
         return float(values[0])
@@ -156,31 +155,20 @@ def _plan(ious: Sequence[np.ndarray], min_iou: float, quorum: int):
     return contributors, voted, matched
 
 
-def _rle_iou(a: list, b: list) -> np.ndarray:
-    """IoUs ``len(a) x len(b)`` of pycocotools RLEs; pairs whose boxes do not overlap are 0."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    return np.asarray(mask_utils.iou(a, b, [0] * len(b)), dtype=np.float64).reshape(len(a), len(b))
-
-
 class _Masks:
     """One model's cells of one image: pycocotools RLEs (for IoUs) and lazily decoded crops."""
 
     def __init__(self, cells: list[dict]):
         self.cells = cells
         self.areas = [area(c["cell"]) for c in cells]
-        self.rles = [_c(c["cell"]) for c in cells]
+        self.rles = [as_coco(c["cell"]) for c in cells]
         self._crops: dict[tuple[int, str], object] = {}
 
-    def crop(self, i: int, key: str):
+    def crop(self, i: int, key: str) -> CropMask:
         got = self._crops.get((i, key))
         if got is None:
             rle = self.cells[i].get(key)
-            if rle is None:
-                h, w = self.cells[i]["cell"]["size"]
-                got = cropmask.ScaledMask.empty((int(h), int(w)))
-            else:
-                got = cropmask.from_rle(rle)
+            got = CropMask.empty(self.cells[i]["cell"]["size"]) if rle is None else CropMask.from_rle(rle)
             self._crops[(i, key)] = got
         return got
 
@@ -191,24 +179,27 @@ def _iou(a: _Masks, ia: Sequence[int], b: _Masks, ib: Sequence[int]) -> np.ndarr
     ra = [r for r, i in enumerate(ia) if a.areas[i] > 0]
     rb = [r for r, i in enumerate(ib) if b.areas[i] > 0]
     if ra and rb:
-        out[np.ix_(ra, rb)] = _rle_iou([a.rles[ia[r]] for r in ra], [b.rles[ib[r]] for r in rb])
+        out[np.ix_(ra, rb)] = rle_iou([a.rles[ia[r]] for r in ra], [b.rles[ib[r]] for r in rb])
     return out
 
 
-def _vote_cell(voters: list[tuple[_Masks, int]]) -> Optional[dict]:
+def _vote_cell(voters: list[tuple[_Masks, int]], tie: str) -> Optional[dict]:
     """Voted cell (reference first among ``voters``), or None when the voted cell is empty."""
-    cell = cropmask.vote([m.crop(i, "cell") for m, i in voters], anchor=0)
+    rule = _VOTE_TIE[tie]
+    cell = vote([m.crop(i, "cell") for m, i in voters], anchor=0, tie=rule)
     if cell.area == 0:
         return None
-    nucleus = cropmask.intersect(cropmask.vote([m.crop(i, "nucleus") for m, i in voters], anchor=0), cell)
-    return {"score": _mean([m.cells[i]["score"] for m, i in voters]),
-            "bbox": cropmask.bbox(cell),
-            "cell": cropmask.to_rle(cell),
-            "nucleus": cropmask.to_rle(nucleus) if nucleus.area else None}
+    nucleus = vote([m.crop(i, "nucleus") for m, i in voters], anchor=0, tie=rule) & cell
+    return {"score": mean_score([m.cells[i]["score"] for m, i in voters]),
+            "bbox": list(cell.box),
+            "cell": cell.to_rle(),
+            "nucleus": nucleus.to_rle() if nucleus.area else None}
 
 
-def _ensemble_image(models: list[list[dict]], min_iou: float, quorum: int,
-                    stats: dict) -> list[dict]:
+def ensemble_image(models: list[list[dict]], min_iou: float, quorum: int, tie: str,
+                   stats: dict) -> list[dict]:
+    """The scheme on one image: ``models[j]`` the cells of dump ``j`` (the reference first);
+    adds to the cell counts in ``stats``; returns the image's cells."""
     masks = [_Masks(cells) for cells in models]
     ref, others = masks[0], masks[1:]
     every = [list(range(len(m.cells))) for m in masks]
@@ -218,8 +209,9 @@ def _ensemble_image(models: list[list[dict]], min_iou: float, quorum: int,
     for r, cell in enumerate(ref.cells):
         new = None
         if voted[r]:
-            new = _vote_cell([(ref, r)] + [(others[j], i) for j, i in contributors[r]])
-        _emit(out, stats, cell, new)
+            new = _vote_cell([(ref, r)] + [(others[j], i) for j, i in contributors[r]], tie)
+        out.append(cell if new is None else new)
+        stats["kept" if new is None else "voted"] += 1
     added: list[list[int]] = []  # per earlier other model: indices of its added cells
     for j, o in enumerate(others):
         mine = []
@@ -237,118 +229,33 @@ def _ensemble_image(models: list[list[dict]], min_iou: float, quorum: int,
                     mine.append(i)
                     stats["added"] += 1
         added.append(mine)
-    return _sorted_cells(out)
-
-
-def _run(dumps: Sequence[dict], min_iou: float, quorum: Optional[int], sources,
-         image_fn: Callable) -> dict:
-    quorum = check_dumps(dumps, sources, quorum, min_iou)
-    by_name = [{str(img["name"]): img for img in d["images"]} for d in dumps]
-    stats = {"voted": 0, "kept": 0, "added": 0, "duplicates": 0}
-    images = []
-    for img in dumps[0]["images"]:
-        name = str(img["name"])
-        cells = image_fn([d[name]["cells"] for d in by_name], float(min_iou), quorum, stats)
-        images.append({k: v for k, v in img.items() if k != "cells"} | {"cells": cells})
-    dump = make_dump(images)
-    dump["ensemble"] = {"models": len(dumps), "min_iou": float(min_iou), "quorum": quorum, **stats}
-    if sources is not None:
-        dump["ensemble"]["sources"] = [str(s) for s in sources]
-    return dump
+    return sort_cells(out)
 
 
 def ensemble_dumps(dumps: Sequence[dict], min_iou: float = DEFAULT_MIN_IOU, quorum: Optional[int] = None,
-                   sources: Optional[Sequence[str]] = None) -> dict:
+                   sources: Optional[Sequence[str]] = None, tie: str = "out",
+                   merge: Callable = ensemble_image) -> dict:
     """Ensemble prediction dumps, ``dumps[0]`` the reference (see the module docstring).
 
     ``quorum``: how many of the other models must contribute for a vote (default: all).
     ``sources``: the dumps' file names, for error messages (and recorded in the result).
+    ``tie``: ``"out"`` or ``"reference"``, what a tie pixel of an even number of voters becomes.
+    ``merge``: the per-image scheme, :func:`ensemble_image` (the tests pass a dense oracle).
     Returns a ``segpc-predictions/1`` dump with the reference's images, plus an ``"ensemble"``
-    entry: ``models, min_iou, quorum, voted, kept, added, duplicates`` (cell counts).
+    entry: ``models, min_iou, quorum, tie, voted, kept, added, duplicates`` (cell counts).
     """
-    return _run(dumps, min_iou, quorum, sources, _ensemble_image)
-
-
-# --------------------------------------------------------------------------- dense reference
-
-
-def _dense_image(models: list[list[dict]], min_iou: float, quorum: int, stats: dict) -> list[dict]:
-    """The same scheme on full-frame arrays: every mask decoded, every pair compared whole."""
-    def frames(cells, key):
-        out = []
-        for c in cells:
-            if c.get(key) is None:
-                h, w = c["cell"]["size"]
-                out.append(np.zeros((h, w), dtype=bool))
-            else:
-                out.append(decode(c[key]).astype(bool))
-        return out
-
-    cells = [frames(m, "cell") for m in models]
-    nuclei = [frames(m, "nucleus") for m in models]
-
-    def iou(a: np.ndarray, b: np.ndarray) -> float:
-        inter = int(np.count_nonzero(a & b))
-        union = int(np.count_nonzero(a)) + int(np.count_nonzero(b)) - inter
-        return inter / union if inter else 0.0
-
-    ref = cells[0]
-    n_other = len(models) - 1
-    # ious[j][r][i]: reference cell r against cell i of other model j
-    ious = [[[iou(r, o) for o in cells[j + 1]] for r in ref] for j in range(n_other)]
-    contributors = []
-    for r in range(len(ref)):
-        found = []
-        for j in range(n_other):
-            row = ious[j][r]
-            if row:
-                best = max(range(len(row)), key=lambda i: (row[i], -i))  # first of the highest
-                if row[best] >= min_iou:
-                    found.append((j, best))
-        contributors.append(found)
-    voted = [len(c) >= quorum for c in contributors]
-    matched = [[any(ious[j][r][i] >= min_iou for r in range(len(ref))) for i in range(len(cells[j + 1]))]
-               for j in range(n_other)]
-
-    def majority(stack: list[np.ndarray]) -> np.ndarray:
-        votes = np.sum(np.stack(stack), axis=0)
-        n = len(stack)
-        return (2 * votes > n) | ((2 * votes == n) & stack[0])
-
-    out = []
-    for r, cell in enumerate(models[0]):
-        new = None
-        if voted[r]:
-            voters = [(0, r)] + [(j + 1, i) for j, i in contributors[r]]
-            c = majority([cells[m][i] for m, i in voters])
-            if c.any():
-                nuc = majority([nuclei[m][i] for m, i in voters]) & c
-                new = {"score": _mean([models[m][i]["score"] for m, i in voters]),
-                       "bbox": bbox_xyxy(encode(c)),
-                       "cell": encode(c),
-                       "nucleus": encode(nuc) if nuc.any() else None}
-        _emit(out, stats, cell, new)
-    added: list[list[int]] = []
-    for j in range(1, len(models)):
-        mine = []
-        for i, c in enumerate(cells[j]):
-            if matched[j - 1][i]:
-                continue
-            if any(iou(c, cells[jj + 1][k]) >= min_iou for jj, idx in enumerate(added) for k in idx):
-                stats["duplicates"] += 1
-                continue
-            out.append(models[j][i])
-            mine.append(i)
-            stats["added"] += 1
-        added.append(mine)
-    return _sorted_cells(out)
-
-
-def dense_reference_ensemble_dumps(dumps: Sequence[dict], min_iou: float = DEFAULT_MIN_IOU,
-                                   quorum: Optional[int] = None,
-                                   sources: Optional[Sequence[str]] = None) -> dict:
-    """:func:`ensemble_dumps` done the straightforward way, on dense full-frame masks.
-
-    The yardstick of the tests and the benchmark: slow on purpose, same output.
-    """
-    return _run(dumps, min_iou, quorum, sources, _dense_image)
+    if tie not in TIES:
+        raise SegPCError(None, f"tie must be one of {', '.join(TIES)}, got {tie!r}")
+    quorum = check_dumps(dumps, sources, quorum, min_iou)
+    by_name = [{img["name"]: img for img in d["images"]} for d in dumps]
+    stats = {"voted": 0, "kept": 0, "added": 0, "duplicates": 0}
+    images = []
+    for img in dumps[0]["images"]:
+        name = img["name"]
+        cells = merge([d[name]["cells"] for d in by_name], float(min_iou), quorum, tie, stats)
+        images.append({k: v for k, v in img.items() if k != "cells"} | {"cells": cells})
+    dump = make_dump(images)
+    dump["ensemble"] = {"models": len(dumps), "min_iou": float(min_iou), "quorum": quorum, "tie": tie, **stats}
+    if sources is not None:
+        dump["ensemble"]["sources"] = [str(s) for s in sources]
+    return dump

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,6 +25,7 @@ MASK_EXTS = (".bmp", ".png")
 
 # SegPC mask values.
 BACKGROUND, CYTOPLASM, NUCLEUS = 0, 20, 40
+PRED_VALUES = (CYTOPLASM, NUCLEUS)  # the pixels of a predicted cell (a submission mask)
 
 
 class SegPCError(Exception):
@@ -70,6 +71,31 @@ def split_mask_stem(stem: str) -> tuple[str, str]:
     if not sep or not image_id or not k:
         raise ValueError(stem)
     return image_id, k
+
+
+def natural_key(name: str) -> tuple:
+    """Sort ``'9' < '10' < 'a'``: image ids are mostly numbers."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t)
+
+
+def mask_files(folder: str | os.PathLike) -> dict[str, list[Path]]:
+    """``<id>_<k>.bmp|png`` files of a folder grouped by image id, in natural name order
+    (hidden files and other extensions skipped); a mask name without ``_<k>`` is an error."""
+    folder = Path(folder)
+    groups: dict[str, list[Path]] = {}
+    with os.scandir(folder) as it:
+        entries = sorted((e.name for e in it if e.is_file() and not e.name.startswith(".")),
+                         key=natural_key)
+    for fname in entries:
+        stem, ext = os.path.splitext(fname)
+        if ext.lower() not in MASK_EXTS:
+            continue
+        try:
+            image_id, _ = split_mask_stem(stem)
+        except ValueError:
+            raise SegPCError(folder / fname, "mask name must be <image id>_<cell index>") from None
+        groups.setdefault(image_id, []).append(folder / fname)
+    return groups
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -129,12 +155,6 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
-
-
-def write_pickle(obj: Any, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray) -> None:

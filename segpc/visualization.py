@@ -26,7 +26,8 @@ def draw_cells(image: np.ndarray, masks: Sequence[np.ndarray], colors=PRED_COLOR
     return out
 
 
-def _label(img: np.ndarray, text: str) -> np.ndarray:
+def caption(img: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``img`` with ``text`` written in its top-left corner (white on a dark outline)."""
     out = img.copy()
     scale = max(0.5, img.shape[1] / 900)
     cv2.putText(out, text, (8, int(28 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
@@ -40,8 +41,8 @@ def comparison(image: np.ndarray, pred_masks: Sequence[np.ndarray], gt_masks: Se
                title: str = "") -> np.ndarray:
     """Prediction (left) next to ground truth (right) on the same image."""
     thickness = max(1, image.shape[1] // 400)
-    left = _label(draw_cells(image, pred_masks, PRED_COLORS, thickness), f"prediction {title}".strip())
-    right = _label(draw_cells(image, gt_masks, GT_COLORS, thickness), "ground truth")
+    left = caption(draw_cells(image, pred_masks, PRED_COLORS, thickness), f"prediction {title}".strip())
+    right = caption(draw_cells(image, gt_masks, GT_COLORS, thickness), "ground truth")
     return np.concatenate([left, np.full((image.shape[0], 8, 3), 255, np.uint8), right], axis=1)
 
 

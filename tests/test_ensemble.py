@@ -7,10 +7,10 @@ import pytest
 
 from helpers import cell, rect, tool
 
-from segpc import cropmask
-from segpc.ensemble import check_dumps, dense_reference_ensemble_dumps, ensemble_dumps
+from segpc.ensemble import check_dumps, ensemble_dumps
 from segpc.io import SegPCError
-from segpc.structures import decode, load_dump, make_dump, save_dump
+from segpc.structures import CropMask, decode, iou_matrix, load_dump, make_dump, save_dump, write_submission
+from segpc.testing.ensemble import dense_reference_ensemble_dumps
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 40, 60
@@ -63,19 +63,27 @@ def test_four_of_seven_vote_exact_pixels():
     np.testing.assert_array_equal(decode(c["nucleus"]).astype(bool), nuc_core | nuc_extra)
     assert c["bbox"] == [10, 10, 33, 30]
     assert c["score"] == pytest.approx(np.mean([0.5 + 0.05 * m for m in range(7)]))
-    assert out["ensemble"] == {"models": 7, "min_iou": 0.85, "quorum": 6, "voted": 1, "kept": 0,
-                               "added": 0, "duplicates": 0}
+    assert out["ensemble"] == {"models": 7, "min_iou": 0.85, "quorum": 6, "tie": "out", "voted": 1,
+                               "kept": 0, "added": 0, "duplicates": 0}
 
 
-def test_even_voters_tie_goes_to_the_reference():
+def test_even_voters_tie_rules():
     base = rect(10, 30, 10, 30)
     ref_only, other_only = rect(10, 30, 30, 31), rect(10, 30, 9, 10)
-    ref = dump([cell(base | ref_only)])
+    ref_nuc, other_nuc = rect(15, 20, 15, 20), rect(20, 25, 15, 20)
+    ref = dump([cell(base | ref_only, 0.9, ref_nuc)])
     # 3 others, all contribute; voters = 4: the reference's strip has 2 votes (ref + one
-    # other) → tie → in; the other strip has 2 votes without the reference → tie → out.
-    others = [dump([cell(base | ref_only)]), dump([cell(base | other_only)]), dump([cell(base | other_only)])]
-    out = both([ref] + others)
-    np.testing.assert_array_equal(decode(out["images"][0]["cells"][0]["cell"]).astype(bool), base | ref_only)
+    # other), the other strip 2 votes without the reference: both ties. The nuclei likewise.
+    others = [dump([cell(base | ref_only, 0.9, ref_nuc)]), dump([cell(base | other_only, 0.9, other_nuc)]),
+              dump([cell(base | other_only, 0.9, other_nuc)])]
+    (c,) = both([ref] + others, tie="reference")["images"][0]["cells"]
+    np.testing.assert_array_equal(decode(c["cell"]).astype(bool), base | ref_only)   # ties → the reference
+    np.testing.assert_array_equal(decode(c["nucleus"]).astype(bool), ref_nuc)
+    (c,) = both([ref] + others)["images"][0]["cells"]                                   # default: tie="out"
+    np.testing.assert_array_equal(decode(c["cell"]).astype(bool), base)
+    assert c["nucleus"] is None and c["bbox"] == [10, 10, 30, 30]
+    with pytest.raises(SegPCError, match="tie must be one of out, reference"):
+        ensemble_dumps([ref] + others, tie="anchor")
 
 
 def test_cells_found_by_one_model_only():
@@ -114,12 +122,14 @@ def test_min_iou_threshold_is_inclusive():
     at[0:5, 8] = True                                              # 85 px: IoU 0.85
     below = at.copy()
     below[4, 8] = False                                            # 84 px: IoU 0.84
-    assert cropmask.iou_matrix([cropmask.from_dense(ref_mask)], [cropmask.from_dense(at)])[0, 0] == 0.85
+    assert iou_matrix([CropMask.from_dense(ref_mask)], [CropMask.from_dense(at)])[0, 0] == 0.85
     ref = dump([cell(ref_mask, 0.9)])
     out = both([ref, dump([cell(at, 0.5)])], min_iou=0.85)
     (c,) = out["images"][0]["cells"]
     assert c["score"] == pytest.approx(0.7) and out["ensemble"]["voted"] == 1
-    np.testing.assert_array_equal(decode(c["cell"]).astype(bool), ref_mask)  # n=2: ties → reference
+    np.testing.assert_array_equal(decode(c["cell"]).astype(bool), at)  # n=2: ties out → the intersection
+    (c,) = both([ref, dump([cell(at, 0.5)])], min_iou=0.85, tie="reference")["images"][0]["cells"]
+    np.testing.assert_array_equal(decode(c["cell"]).astype(bool), ref_mask)  # ties → the reference
     # below min-iou: the reference cell is kept as it is, the other cell is added (unmatched)
     out = both([ref, dump([cell(below, 0.5)])], min_iou=0.85)
     assert out["images"][0]["cells"] == [ref["images"][0]["cells"][0], cell(below, 0.5)]
@@ -163,7 +173,7 @@ def test_mismatched_dumps_are_one_line_errors():
         check_dumps([a, bad], ["ref.pkl", "m2.pkl"])
     broken = dump([cell(rect(2, 12, 2, 12))])
     del broken["images"][0]["cells"][0]["cell"]
-    with pytest.raises(SegPCError, match=r"m2.pkl: malformed prediction dump \(KeyError: 'cell'\)"):
+    with pytest.raises(SegPCError, match=r"m2.pkl: malformed prediction dump: image '1', cell 1: has no 'cell'"):
         check_dumps([a, broken], ["ref.pkl", "m2.pkl"])
 
 
@@ -192,16 +202,16 @@ def test_fast_equals_dense_reference_on_random_dumps():
             dumps.append(dump(cells, size=size))
         for min_iou in (0.5, 0.85):
             both(dumps, min_iou=min_iou, quorum=int(rng.integers(1, len(dumps))))
-            both(dumps, min_iou=min_iou)
+            both(dumps, min_iou=min_iou, tie=("out", "reference")[trial % 2])
 
 
 def test_tool_writes_dump_and_submission(tmp_path):
     a, b = rect(2, 12, 2, 12), rect(20, 35, 40, 55)
     paths = []
     for i, cells in enumerate([[cell(a, 0.9, rect(4, 6, 4, 6))], [cell(a, 0.7), cell(b, 0.6)], [cell(a, 0.8)]]):
-        save_dump(dump(cells, []), tmp_path / f"m{i}.pkl")
-        paths.append(tmp_path / f"m{i}.pkl")
-    out, sub = tmp_path / "ens.pkl", tmp_path / "sub"
+        save_dump(dump(cells, []), tmp_path / f"m{i}.json")
+        paths.append(tmp_path / f"m{i}.json")
+    out, sub = tmp_path / "ens.json", tmp_path / "sub"
     proc = tool("tools/ensemble.py", *paths, "--out", out, "--submission", sub, "--min-iou", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert "1 voted, 0 reference cells kept as they are, 1 added" in proc.stdout
@@ -210,8 +220,43 @@ def test_tool_writes_dump_and_submission(tmp_path):
     assert sorted(p.name for p in sub.iterdir()) == ["1_1.bmp", "1_2.bmp"]
 
     # different image sets: one line, exit 2
-    save_dump(dump([cell(a)]), tmp_path / "short.pkl")
-    proc = tool("tools/ensemble.py", paths[0], tmp_path / "short.pkl", "--out", tmp_path / "x.pkl", check=False)
-    assert proc.returncode == 2 and not (tmp_path / "x.pkl").exists()
+    save_dump(dump([cell(a)]), tmp_path / "short.json")
+    proc = tool("tools/ensemble.py", paths[0], tmp_path / "short.json", "--out", tmp_path / "x.json", check=False)
+    assert proc.returncode == 2 and not (tmp_path / "x.json").exists()
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'short.pkl'}: different image set")
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'short.json'}: different image set")
+
+
+def test_tool_takes_submission_folders_and_tie_option(tmp_path):
+    """Two submission folders and a dump; folders' cells score 1.0, images without cells in a
+    folder have none there; --tie decides the pixels half of the 2 voters have."""
+    a, a_wide, b = rect(2, 12, 2, 12), rect(2, 12, 2, 14), rect(20, 35, 40, 55)
+    write_submission(dump([cell(a, 0.9, rect(4, 6, 4, 6))], [cell(b, 0.6)]), tmp_path / "sub_a")
+    write_submission(dump([cell(a_wide, 0.3)], []), tmp_path / "sub_b")   # image 2: no file
+    assert sorted(p.name for p in (tmp_path / "sub_b").iterdir()) == ["1_1.bmp"]
+    outs = {}
+    for tie in ("out", "reference"):
+        out = tmp_path / f"ens_{tie}.json"
+        tool("tools/ensemble.py", tmp_path / "sub_a", tmp_path / "sub_b", "--out", out, "--tie", tie,
+             "--min-iou", "0.8")
+        outs[tie] = load_dump(out)
+    for tie in ("out", "reference"):  # the reference lacks the 2 tie columns: out either way
+        img1, img2 = outs[tie]["images"]
+        (c,) = img1["cells"]
+        assert c["score"] == 1.0
+        np.testing.assert_array_equal(decode(c["cell"]).astype(bool), a)
+        assert [x["score"] for x in img2["cells"]] == [1.0]  # only sub_a has image 2's cell: kept
+    # the wider cell as the reference: its 2 extra columns are a tie between the 2 voters
+    tool("tools/ensemble.py", tmp_path / "sub_b", tmp_path / "sub_a", "--out", tmp_path / "o.json",
+         "--min-iou", "0.8")
+    tool("tools/ensemble.py", tmp_path / "sub_b", tmp_path / "sub_a", "--out", tmp_path / "r.json",
+         "--min-iou", "0.8", "--tie", "reference")
+    c_out = load_dump(tmp_path / "o.json")["images"][0]["cells"][0]
+    c_ref = load_dump(tmp_path / "r.json")["images"][0]["cells"][0]
+    np.testing.assert_array_equal(decode(c_out["cell"]).astype(bool), a)       # tie → out
+    np.testing.assert_array_equal(decode(c_ref["cell"]).astype(bool), a_wide)  # tie → the reference
+    # a dump and a folder mix; the dump's scores are kept in the mean
+    save_dump(dump([cell(a, 0.5)], []), tmp_path / "m.json")
+    tool("tools/ensemble.py", tmp_path / "m.json", tmp_path / "sub_a", "--out", tmp_path / "mix.json")
+    mix = load_dump(tmp_path / "mix.json")
+    assert mix["images"][0]["cells"][0]["score"] == 0.75 and mix["ensemble"]["added"] == 1

@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from segpc.evaluation import (TARGET, ScaledMask, accumulate, best_ious, evaluate_dirs,
-                              evaluate_masks, iou_matrix, resize_maps, summarize)
-from segpc.evaluation.miou import PRED_VALUES, _rle_counts
-from segpc.evaluation.reference import reference_evaluate, reference_evaluate_dirs
+from segpc.evaluation import (PRED_VALUES, TARGET, accumulate, best_ious, evaluate_dirs, evaluate_masks,
+                              scaled_rle, summarize)
 from segpc.io import SegPCError
-from segpc.structures import encode, make_dump, save_dump, write_submission
+from segpc.structures import CropMask, encode, iou_matrix, make_dump, resize_maps, save_dump, write_submission
+from segpc.structures.rle import decode_counts
+from segpc.testing.miou import reference_evaluate, reference_evaluate_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = TARGET
@@ -109,7 +109,7 @@ def test_resize_effect_downscale(tmp_path):
     """At 2160x2880 nearest keeps even rows/columns (the map is 2i): a one-pixel line on an odd
     column vanishes (IoU 0, although identical at source), and a box one column wider on an odd
     column becomes identical (IoU 1, although 9900/10000 at source)."""
-    ry, cx = resize_maps((2160, 2880))
+    ry, cx = resize_maps((2160, 2880), TARGET)
     assert np.array_equal(ry, 2 * np.arange(H)) and np.array_equal(cx, 2 * np.arange(W))
     gt, pred = tmp_path / "gt", tmp_path / "pred"
     shape = (2160, 2880)
@@ -136,10 +136,10 @@ def test_resize_effect_upscale_non_integer(tmp_path):
 
 
 def test_iou_matrix_and_best_ious():
-    a = ScaledMask(10, 10, np.ones((10, 10), bool))
-    b = ScaledMask(10, 15, np.ones((10, 10), bool))          # overlaps a by 50
-    c = ScaledMask(500, 500, np.ones((3, 3), bool))
-    e = ScaledMask.empty()
+    a = CropMask(10, 10, np.ones((10, 10), bool), TARGET)
+    b = CropMask(10, 15, np.ones((10, 10), bool), TARGET)          # overlaps a by 50
+    c = CropMask(500, 500, np.ones((3, 3), bool), TARGET)
+    e = CropMask.empty(TARGET)
     m = iou_matrix([a, c, e], [b, e])
     assert m.tolist() == [[50 / 150, 0.0], [0.0, 0.0], [0.0, 0.0]]
     assert best_ious([a, c], [b, a]).tolist() == [1.0, 0.0]
@@ -147,10 +147,10 @@ def test_iou_matrix_and_best_ious():
     assert best_ious([], [a]).shape == (0,)
 
 
-def test_scaled_mask_tightens_box():
+def test_crop_mask_tightens_box():
     crop = np.zeros((5, 6), bool)
     crop[1:3, 2:4] = True
-    m = ScaledMask(100, 200, crop)
+    m = CropMask(100, 200, crop, TARGET)
     assert (m.y0, m.x0, m.y1, m.x1, m.area) == (101, 202, 103, 204, 4)
     assert m.box == (202, 101, 204, 103)
 
@@ -189,18 +189,18 @@ SIZES = [(1536, 2040), (384, 512), (386, 512), (1080, 1440), (2160, 2880), (701,
 @pytest.mark.parametrize("shape", SIZES)
 def test_crop_resize_equals_cv2_resize(shape):
     rng = np.random.default_rng(sum(shape))
-    ry, cx = resize_maps(shape)
+    ry, cx = resize_maps(shape, TARGET)
     img = rng.integers(0, 256, shape, dtype=np.uint8)
     assert np.array_equal(nearest(img), img[ry][:, cx])  # the maps reproduce cv2 exactly
     for m in random_masks(rng, *shape):
         r = nearest(m)
         gt_ref = r > 0
         pred_ref = (r == 20) | (r == 40)
-        for sm in (ScaledMask.from_dense(m), ScaledMask.from_dense(m > 0), ScaledMask.from_rle(encode(m > 0)),
-                   ScaledMask.from_dense(m.astype(np.int32))):
+        for sm in (CropMask.from_dense(m, target=TARGET), CropMask.from_dense(m > 0, target=TARGET),
+                   scaled_rle(encode(m > 0)), CropMask.from_dense(m.astype(np.int32), target=TARGET)):
             assert np.array_equal(sm.to_dense(), gt_ref)
             assert sm.area == int(gt_ref.sum())
-        pm = ScaledMask.from_dense(m, PRED_VALUES)
+        pm = CropMask.from_dense(m, PRED_VALUES, TARGET)
         assert np.array_equal(pm.to_dense(), pred_ref) and pm.area == int(pred_ref.sum())
         if pm.area:  # tight box
             ys, xs = np.nonzero(pred_ref)
@@ -213,17 +213,17 @@ def test_rle_forms():
     m[:, 5:8] = True  # long runs crossing columns
     rle = encode(m)
     ref = nearest(m.astype(np.uint8)) > 0
-    counts = _rle_counts(rle["counts"])
+    counts = decode_counts(rle["counts"])
     flat = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool)
     assert np.array_equal(flat.reshape(23, 37).T, m)
-    assert np.array_equal(ScaledMask.from_rle({"size": rle["size"], "counts": rle["counts"].encode()}).to_dense(), ref)
-    assert np.array_equal(ScaledMask.from_rle({"size": [37, 23], "counts": counts.tolist()}).to_dense(), ref)
+    assert np.array_equal(scaled_rle({"size": rle["size"], "counts": rle["counts"].encode()}).to_dense(), ref)
+    assert np.array_equal(scaled_rle({"size": [37, 23], "counts": counts.tolist()}).to_dense(), ref)
     poly = [[2.0, 2.0, 20.0, 2.0, 20.0, 30.0, 2.0, 30.0]]
     from pycocotools import mask as mask_utils
     dense = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(poly, 37, 23)))
-    assert np.array_equal(ScaledMask.from_rle(poly, size=(37, 23)).to_dense(), nearest(dense) > 0)
+    assert np.array_equal(scaled_rle(poly, (37, 23)).to_dense(), nearest(dense) > 0)
     with pytest.raises(ValueError):
-        ScaledMask.from_rle({"size": [5, 5], "counts": [3, 4]})
+        scaled_rle({"size": [5, 5], "counts": [3, 4]})
 
 
 # --------------------------------------------------------------------------- agreement with the reference
@@ -274,8 +274,8 @@ def test_agrees_with_dense_reference_in_memory():
         if i != 3:  # image 3: no predictions
             pred_raw[str(i)] = preds
     ref = reference_evaluate(gt_raw, pred_raw)
-    gt = {k: [ScaledMask.from_dense(m) for m in v] for k, v in gt_raw.items()}
-    pred = {k: [ScaledMask.from_dense(m, PRED_VALUES) for m in v] for k, v in pred_raw.items()}
+    gt = {k: [CropMask.from_dense(m, target=TARGET) for m in v] for k, v in gt_raw.items()}
+    pred = {k: [CropMask.from_dense(m, PRED_VALUES, TARGET) for m in v] for k, v in pred_raw.items()}
     res = evaluate_masks(gt, pred)
     assert 0 < res.mIoU < 1
     assert abs(res.mIoU - ref.mIoU) < 1e-9
@@ -325,9 +325,9 @@ def test_dump_equals_submission_folder(tmp_path):
                    "cells": [{"score": 1.0, "bbox": [0, 0, 8, 8], "cell": encode(np.ones((8, 8), bool)),
                               "nucleus": None}]})
     dump = make_dump(images)
-    save_dump(dump, tmp_path / "pred.pkl")
+    save_dump(dump, tmp_path / "pred.json")
     write_submission(dump, tmp_path / "sub")
-    a = evaluate_dirs(gt, tmp_path / "pred.pkl")
+    a = evaluate_dirs(gt, tmp_path / "pred.json")
     b = evaluate_dirs(gt, tmp_path / "sub")
     assert 0 < a.mIoU < 1
     assert a.to_dict() == b.to_dict()
@@ -359,9 +359,9 @@ def test_errors(tmp_path):
     with pytest.raises(SegPCError, match="notes.png: mask name must be"):
         evaluate_dirs(gt, tmp_path / "empty")
     with pytest.raises(SegPCError, match="no ground-truth cells"):
-        evaluate_masks({"a": []}, {"a": [ScaledMask.empty()]})
+        evaluate_masks({"a": []}, {"a": [CropMask.empty(TARGET)]})
     with pytest.raises(SegPCError, match="scored twice"):
-        summarize([accumulate("a", [ScaledMask.empty()], [])] * 2)
+        summarize([accumulate("a", [CropMask.empty(TARGET)], [])] * 2)
 
 
 def test_empty_gt_mask_counts_as_a_missed_cell(tmp_path):
@@ -405,7 +405,7 @@ def test_cli_missing_dir(tmp_path):
 
 
 def test_evaluation_package_is_light():
-    code = ("import sys, segpc.evaluation, segpc.evaluation.reference; "
+    code = ("import sys, segpc.evaluation, segpc.structures, segpc.testing.miou; "
             "heavy = [m for m in ('torch', 'mmengine', 'mmdet', 'mmcv') if m in sys.modules]; "
             "assert not heavy, heavy")
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -41,7 +41,7 @@ def test_train_resume_test_submission_eval(repo_root, synthetic_root, tmp_path):
     assert (work / "iter_6.pth").is_file()
     assert not (work / "iter_2.pth").exists() or (work / "iter_6.pth").stat().st_mtime > 0
 
-    pred, sub = tmp_path / "pred.pkl", tmp_path / "submission"
+    pred, sub = tmp_path / "pred.json", tmp_path / "submission"
     out = tool("tools/test.py", CONFIG, str(work / "iter_6.pth"), "--out", str(pred),
                "--submission", str(sub), "--score-thr", "0.0", *opts)
     miou_test = float(printed_miou(out.stdout))

@@ -13,10 +13,10 @@ from helpers import cell, rect, synthetic_coco, tool
 
 from segpc.apis.predict import (CELL_FIELDS, SUMMARY_FIELDS, cell_rows, list_images, summary_rows, write_csv,
                                 write_outputs)
-from segpc.evaluation.miou import ScaledMask, best_ious, best_matches, evaluate_dirs
+from segpc.evaluation.miou import best_ious, best_matches, evaluate_dirs
 from segpc.evaluation.worst import match_cells, write_report
 from segpc.io import SegPCError
-from segpc.structures import load_dump, make_dump, save_dump
+from segpc.structures import CropMask, load_dump, make_dump, save_dump
 from segpc.visualization import PRED_COLORS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_write_outputs(tmp_path):
     out = tmp_path / "out"
     write_outputs(d, images, out)
     assert sorted(p.name for p in (out / "submission").iterdir()) == ["a_1.bmp", "a_2.bmp"]
-    assert load_dump(out / "predictions.pkl") == d
+    assert load_dump(out / "predictions.json") == d
     rows = list(csv.DictReader(open(out / "cells.csv")))
     assert [r["k"] for r in rows] == ["1", "2"] and list(rows[0]) == list(CELL_FIELDS)
     over_a, over_b = (cv2.imread(str(out / "overlays" / f"{n}.png")) for n in ("a", "b"))
@@ -89,8 +89,8 @@ def test_list_images_errors(tmp_path):
 
 
 def test_best_matches_agrees_with_best_ious():
-    gt = [ScaledMask.from_dense(rect(2, 12, 2, 12)), ScaledMask.from_dense(rect(30, 35, 50, 55))]
-    pred = [ScaledMask.from_dense(rect(2, 12, 3, 12)), ScaledMask.from_dense(rect(2, 12, 2, 12))]
+    gt = [CropMask.from_dense(rect(2, 12, 2, 12)), CropMask.from_dense(rect(30, 35, 50, 55))]
+    pred = [CropMask.from_dense(rect(2, 12, 3, 12)), CropMask.from_dense(rect(2, 12, 2, 12))]
     ious, idx = best_matches(gt, pred)
     np.testing.assert_array_equal(ious, best_ious(gt, pred))
     assert idx.tolist() == [1, -1] and ious.tolist() == [1.0, 0.0]
@@ -107,11 +107,11 @@ def test_worst_cells_report(tmp_path):
     for name, m in gts.items():
         cv2.imwrite(str(split / "y" / f"{name}.bmp"), np.where(m, 20, 0).astype(np.uint8))
     preds = [cell(rect(20, 30, 30, 45), 0.9), cell(rect(2, 12, 2, 12), 0.8)]  # 1_2: IoU 0.75; 1_3 missed
-    save_dump(make_dump([{"name": "1", "img_id": 1, "height": H, "width": W, "cells": preds}]), tmp_path / "p.pkl")
-    matches = match_cells(split, tmp_path / "p.pkl")
+    save_dump(make_dump([{"name": "1", "img_id": 1, "height": H, "width": W, "cells": preds}]), tmp_path / "p.json")
+    matches = match_cells(split, tmp_path / "p.json")
     assert [(m.gt_name, m.iou, m.pred) for m in matches] == [("1_3", 0.0, None), ("1_2", 0.75, "1_1"),
                                                              ("1_1", 1.0, "1_2")]
-    assert sum(m.iou for m in matches) / 3 == evaluate_dirs(split, tmp_path / "p.pkl").mIoU
+    assert sum(m.iou for m in matches) / 3 == evaluate_dirs(split, tmp_path / "p.json").mIoU
     rows = write_report(matches, split, tmp_path / "out", num=2)
     assert [r["crop"] for r in rows] == ["crops/1_1_3.png", "crops/2_1_2.png"]
     assert sorted(p.name for p in (tmp_path / "out" / "crops").iterdir()) == ["1_1_3.png", "2_1_2.png"]
@@ -122,8 +122,8 @@ def test_worst_cells_report(tmp_path):
                     "2,1,1_2.bmp,0.750000,1_1,crops/2_1_2.png"]
     assert "![1_2.bmp](crops/2_1_2.png)" in (tmp_path / "out" / "index.md").read_text()
     # a submission folder gives the same IoUs, predictions named by file
-    proc = subprocess.run([sys.executable, "tools/ensemble.py", tmp_path / "p.pkl", tmp_path / "p.pkl",
-                           "--out", tmp_path / "e.pkl", "--submission", tmp_path / "sub"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "tools/ensemble.py", tmp_path / "p.json", tmp_path / "p.json",
+                           "--out", tmp_path / "e.json", "--submission", tmp_path / "sub"], cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert [(m.gt_name, m.iou, m.pred) for m in match_cells(split, tmp_path / "sub")] == \
@@ -154,13 +154,13 @@ def test_predict_tool_matches_test_tool(tmp_path):
     ckpt = tmp_path / "init.pth"
     random_init_checkpoint(ckpt)
 
-    tool("tools/test.py", CONFIG, ckpt, "--tta", "--format-only", "--out", tmp_path / "test.pkl",
+    tool("tools/test.py", CONFIG, ckpt, "--tta", "--format-only", "--out", tmp_path / "test.json",
          "--score-thr", "0", "--work-dir", tmp_path / "w", "--cfg-options", f"data_root={root}")
     out = tmp_path / "out"
     proc = tool("tools/predict.py", CONFIG, ckpt, root / "validation" / "x", out, "--tta", "--score-thr", "0")
-    dump = load_dump(out / "predictions.pkl")
+    dump = load_dump(out / "predictions.json")
     # same model, same TTA pipeline: the same cells as tools/test.py
-    assert dump["images"] == load_dump(tmp_path / "test.pkl")["images"]
+    assert dump["images"] == load_dump(tmp_path / "test.json")["images"]
     n = sum(len(img["cells"]) for img in dump["images"])
     assert n > 0 and f"3 images, {n} cells" in proc.stdout
     assert len(list((out / "submission").glob("*.bmp"))) == n

@@ -15,10 +15,9 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
-from segpc import cropmask
 from segpc.io import SegPCError
-from segpc.models.tta import (DEFAULT_FLIPS, SegPCTTAModel, apply_tta, masks_to_crops, merge_views,
-                              tta_pipeline_from, unflip_boxes)
+from segpc.models.tta import DEFAULT_FLIPS, SegPCTTAModel, apply_tta, masks_to_crops, merge_views, tta_pipeline_from
+from segpc.structures import CropMask, flip_boxes
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 24, 32
@@ -81,14 +80,14 @@ def run_tta(per_view, directions=VIEWS, **kw):
 
 
 def test_flips_map_back_exactly():
-    m = cropmask.from_dense(L_SHAPE)
+    m = CropMask.from_dense(L_SHAPE)
     boxes = np.array([box_of(L_SHAPE)], dtype=np.float64)
     for d in DEFAULT_FLIPS:
         flipped = np_flip(L_SHAPE, d)
         assert not np.array_equal(flipped, L_SHAPE)
-        np.testing.assert_array_equal(cropmask.flip(cropmask.from_dense(flipped), d).to_dense(), L_SHAPE)
-        np.testing.assert_array_equal(cropmask.flip(m, d).to_dense(), flipped)
-        np.testing.assert_array_equal(unflip_boxes(np.array([box_of(flipped)]), (H, W), d), boxes)
+        np.testing.assert_array_equal(CropMask.from_dense(flipped).flip(d).to_dense(), L_SHAPE)
+        np.testing.assert_array_equal(m.flip(d).to_dense(), flipped)
+        np.testing.assert_array_equal(flip_boxes(np.array([box_of(flipped)]), (H, W), d), boxes)
     crops = masks_to_crops(np.stack([L_SHAPE, np.zeros((H, W), bool)]))
     assert crops[0].box == (4, 3, 20, 15) and crops[1].area == 0
 
@@ -116,6 +115,7 @@ def test_pixel_vote_over_the_views_that_found_it():
     # 3 voters (the diagonal view misses it): a has 2 of 3 → in
     pred = run_tta({d: [(m, 0.5, 2)] for d, m in masks.items() if d != "diagonal"})
     np.testing.assert_array_equal(pred.masks[0].numpy(), core | a)
+    assert pred.scores[0].item() == pytest.approx(0.375)  # (3 x 0.5 + 0) / 4 views
 
 
 def test_unmatched_kept_classes_separate_and_min_views():
@@ -124,7 +124,7 @@ def test_unmatched_kept_classes_separate_and_min_views():
     per_view["vertical"].append((other, 0.3, 2))                # only one view finds it
     pred = run_tta(per_view)
     assert pred.labels.tolist() == [2, 0, 2]                    # same mask, other class: not merged
-    assert pred.scores.tolist() == pytest.approx([0.9, 0.4, 0.3])
+    assert pred.scores.tolist() == pytest.approx([0.9, 0.4, 0.3 / 4])  # 1 of 4 views: a quarter
     np.testing.assert_array_equal(pred.masks[2].numpy(), other)  # mapped back from the v-flip view
     pred = run_tta(per_view, min_views=2)
     assert pred.labels.tolist() == [2, 0]
@@ -137,10 +137,29 @@ def test_matching_needs_match_iou_and_one_instance_per_view():
     pred = run_tta({None: [(L_SHAPE, 0.9, 2), (shifted, 0.8, 2)], "horizontal": [(shifted, 0.7, 2)]},
                    directions=(None, "horizontal"))
     # the h-view's instance joins the original view's `shifted`, not L_SHAPE
-    assert pred.scores.tolist() == pytest.approx([0.9, 0.75])
+    assert pred.scores.tolist() == pytest.approx([0.75, 0.45])  # (0.8 + 0.7) / 2, (0.9 + 0) / 2
     # two instances of one view never merge, however much they overlap
     pred = run_tta({None: [(L_SHAPE, 0.9, 2), (L_SHAPE, 0.8, 2)]}, directions=(None,))
     assert len(pred) == 2
+
+
+def test_score_is_the_mean_over_all_views():
+    """An instance seen by 1 of 4 views keeps a quarter of its score, by 2 half the sum; one seen
+    by every view at the same score keeps it. The score threshold then drops the lone ones."""
+    lone, pair, every = rect(0, 5, 0, 5), rect(8, 14, 0, 6), rect(16, 22, 20, 30)
+    per_view = {d: [(every, 0.8, 2)] for d in VIEWS}
+    per_view["vertical"].append((lone, 0.96, 2))
+    per_view[None].append((pair, 0.9, 2))
+    per_view["diagonal"].append((pair, 0.7, 2))
+    pred = run_tta(per_view)
+    got = {tuple(box_of(m.numpy())): s for m, s in zip(pred.masks, pred.scores.tolist())}
+    assert got == {tuple(box_of(every)): pytest.approx(0.8), tuple(box_of(pair)): pytest.approx(0.4),
+                   tuple(box_of(lone)): pytest.approx(0.24)}
+    assert pred.scores.tolist() == sorted(pred.scores.tolist(), reverse=True)
+    out = merge_views([{"bboxes": np.zeros((1, 4)), "scores": [0.96], "labels": [2],
+                        "masks": [CropMask.from_dense(lone)]}] + [{"bboxes": np.zeros((0, 4)), "scores": [],
+                                                                   "labels": [], "masks": []}] * 3, (H, W))
+    assert out["scores"].tolist() == [0.24] and out["views"].tolist() == [1]
 
 
 def test_views_without_flip_metainfo_are_a_clear_error():
@@ -156,7 +175,7 @@ def test_merge_views_on_crops_equals_dense_vote():
     for _ in range(20):
         masks = [rect(4, 16, 4, 16) ^ (rng.random((H, W)) < 0.08) for _ in range(4)]
         scores = rng.random(4)
-        views = [{"bboxes": np.zeros((1, 4)), "scores": [s], "labels": [1], "masks": [cropmask.from_dense(m)]}
+        views = [{"bboxes": np.zeros((1, 4)), "scores": [s], "labels": [1], "masks": [CropMask.from_dense(m)]}
                  for m, s in zip(masks, scores)]
         out = merge_views(views, (H, W), match_iou=0.3)
         order = np.argsort(-scores, kind="stable")
@@ -246,7 +265,7 @@ def test_fixture_tta_then_ensemble_then_eval(tmp_path):
          "train_cfg.max_iters=2", "train_cfg.val_interval=100")
     ckpt = tmp_path / "work" / "iter_2.pth"
 
-    tta = tmp_path / "tta.pkl"
+    tta = tmp_path / "tta.json"
     out = tool("tools/test.py", config, ckpt, "--tta", "--out", tta, "--score-thr", "0",
                "--work-dir", tmp_path / "test", *opts)
     miou = printed_miou(out.stdout)
@@ -257,7 +276,7 @@ def test_fixture_tta_then_ensemble_then_eval(tmp_path):
     assert "SegPCTTAModel" in log and "TestTimeAug" in log
 
     # the ensemble of a dump with itself is that dump, and scores what tools/test.py reported
-    ens, sub = tmp_path / "ens.pkl", tmp_path / "sub"
+    ens, sub = tmp_path / "ens.json", tmp_path / "sub"
     tool("tools/ensemble.py", tta, tta, tta, "--out", ens, "--submission", sub)
     assert load_dump(ens)["images"] == dump["images"]
     n = sum(len(img["cells"]) for img in dump["images"])

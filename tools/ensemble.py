@@ -1,4 +1,4 @@
-"""Ensemble prediction dumps: python tools/ensemble.py REF.pkl OTHER.pkl ... --out ENS.pkl."""
+"""Ensemble predictions: python tools/ensemble.py REF OTHER ... --out ENS.json [--tie out|reference]."""
 import argparse
 import sys
 
@@ -7,19 +7,23 @@ from segpc.cli import run
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="IoU-matched majority vote of prediction dumps (tools/test.py --out), the SegPC-2021 "
-                    "winners' scheme. Every reference cell takes from each other dump its best-IoU cell "
-                    "if IoU >= --min-iou; when all (or --quorum K) of them do, cell and nucleus are "
-                    "voted pixel by pixel (more than half of the voters; ties go to the reference), "
+        description="IoU-matched majority vote of predictions, the SegPC-2021 winners' scheme. Inputs are "
+                    "prediction dumps (tools/test.py --out) or submission folders (<id>_<k>.bmp; their "
+                    "cells all score 1.0). Every reference cell takes from each other input its best-IoU "
+                    "cell if IoU >= --min-iou; when all (or --quorum K) of them do, cell and nucleus are "
+                    "voted pixel by pixel (more than half of the voters; --tie decides exactly half), "
                     "else the reference cell is kept. Cells no reference cell matched are added "
-                    "(a cell matching one already added from an earlier dump is dropped).")
-    p.add_argument("ref", metavar="REF.pkl", help="the reference dump: its cells drive the vote")
-    p.add_argument("others", nargs="+", metavar="OTHER.pkl", help="the other models' dumps")
+                    "(a cell matching one already added from an earlier input is dropped).")
+    p.add_argument("ref", metavar="REF", help="the reference dump or submission folder: its cells drive the vote")
+    p.add_argument("others", nargs="+", metavar="OTHER", help="the other models' dumps or submission folders")
     p.add_argument("--min-iou", type=float, default=0.85,
                    help="minimum whole-cell IoU for a cell to contribute (default 0.85)")
     p.add_argument("--quorum", type=int, metavar="K",
                    help="vote when at least K other dumps contribute (default: all of them)")
-    p.add_argument("--out", required=True, metavar="ENS.pkl", help="write the ensembled dump here")
+    p.add_argument("--tie", choices=("out", "reference"), default="out",
+                   help="a pixel exactly half of an even number of voters have: out (default, the "
+                        "winners' rule votes > n/2) or in if the reference cell has it")
+    p.add_argument("--out", required=True, metavar="ENS.json", help="write the ensembled dump here (JSON)")
     p.add_argument("--submission", metavar="DIR",
                    help="also write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20)")
     return p.parse_args(argv)
@@ -27,12 +31,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from segpc.ensemble import ensemble_dumps
-    from segpc.structures import load_dump, save_dump, write_submission
+    from segpc.ensemble import ensemble_dumps, load_inputs
+    from segpc.structures import save_dump, write_submission
 
     paths = [args.ref, *args.others]
-    dumps = [load_dump(p) for p in paths]
-    ens = ensemble_dumps(dumps, min_iou=args.min_iou, quorum=args.quorum, sources=paths)
+    ens = ensemble_dumps(load_inputs(paths), min_iou=args.min_iou, quorum=args.quorum, sources=paths,
+                         tie=args.tie)
     save_dump(ens, args.out)
     s = ens["ensemble"]
     n = sum(len(img["cells"]) for img in ens["images"])

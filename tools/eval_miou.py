@@ -13,7 +13,7 @@ def parse_args(argv=None):
                    help="ground-truth masks <id>_<k>.bmp|png, or a split folder holding them in y/")
     p.add_argument("pred", metavar="PRED",
                    help="submission folder (<id>_<k>.bmp|png, nucleus 40, cytoplasm 20) "
-                        "or a prediction dump .pkl (tools/test.py --out)")
+                        "or a prediction dump (tools/test.py --out)")
     p.add_argument("--json", metavar="OUT", help="write {mIoU, num_gt, num_pred, per_image} here")
     p.add_argument("--per-image", action="store_true", help="also print every image's score")
     p.add_argument("--workers", type=int, default=None,

@@ -8,7 +8,7 @@ from segpc.cli import run
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="Predict plasma cells on images without ground truth. OUT_DIR gets predictions.pkl "
+        description="Predict plasma cells on images without ground truth. OUT_DIR gets predictions.json "
                     "(the dump), submission/<name>_<k>.bmp (nucleus 40, cytoplasm 20), overlays/<name>.png "
                     "(cell outline yellow, nucleus outline magenta), summary.csv (per image: cells, mean "
                     "nucleus and cytoplasm areas in pixels, mean nucleus/cell area ratio) and cells.csv "
@@ -33,7 +33,7 @@ def main(argv=None):
                    score_thr=args.score_thr, device=args.device, cfg_options=args.cfg_options)
     n = sum(len(img["cells"]) for img in dump["images"])
     print(f"{len(dump['images'])} images, {n} cells → {args.out_dir}/ "
-          "(predictions.pkl, submission/, overlays/, summary.csv, cells.csv)")
+          "(predictions.json, submission/, overlays/, summary.csv, cells.csv)")
 
 
 if __name__ == "__main__":

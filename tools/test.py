@@ -1,4 +1,4 @@
-"""Test a checkpoint: python tools/test.py CONFIG CKPT [--out PRED.pkl] [--submission DIR]."""
+"""Test a checkpoint: python tools/test.py CONFIG CKPT [--out PRED.json] [--submission DIR]."""
 import argparse
 import sys
 
@@ -10,7 +10,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Score a checkpoint with the SegPC mIoU; write predictions.")
     p.add_argument("config")
     p.add_argument("checkpoint")
-    p.add_argument("--out", metavar="PRED.pkl", help="write the prediction dump (cells as RLE)")
+    p.add_argument("--out", metavar="PRED.json", help="write the prediction dump (cells as RLE)")
     p.add_argument("--submission", metavar="DIR",
                    help="write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20)")
     p.add_argument("--score-thr", type=float, help="minimum cell score (default: the config's, 0.5)")

@@ -13,7 +13,7 @@ def parse_args(argv=None):
                     "with OUT_DIR/index.csv and OUT_DIR/index.md.")
     p.add_argument("gt_dir", metavar="GT_SPLIT_DIR",
                    help="split folder with x/ (images) and y/ (<id>_<k> masks), or a folder of masks")
-    p.add_argument("pred", metavar="PRED", help="submission folder or prediction dump .pkl")
+    p.add_argument("pred", metavar="PRED", help="submission folder or prediction dump (tools/test.py --out)")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--num", type=int, default=20, help="how many cells to report (default 20)")
     p.add_argument("--workers", type=int, default=None, help="threads reading masks")

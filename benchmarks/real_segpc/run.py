@@ -236,7 +236,7 @@ def main(argv=None):
 
     t = time.time()
     sub = work_dir / "submission"
-    test(args.config, ckpt, out=str(work_dir / "predictions.pkl"), submission=str(sub),
+    test(args.config, ckpt, out=str(work_dir / "predictions.json"), submission=str(sub),
          work_dir=str(work_dir), cfg_options=dict(options))
     score = evaluate_dirs(root / "validation", sub)
     test_s = time.time() - t

@@ -85,7 +85,7 @@ def run_demo(work_dir: str = "work_dirs/demo", data_root: str = "data/synthetic"
     train(config, work_dir=work_dir, cfg_options=dict(options))
     t_train = time.time() - t_train
     ckpt = best_checkpoint(work_dir)
-    pred, sub = osp.join(work_dir, "predictions.pkl"), osp.join(work_dir, "submission")
+    pred, sub = osp.join(work_dir, "predictions.json"), osp.join(work_dir, "submission")
     _step(f"testing {osp.basename(ckpt)} → {pred}, {sub}/")
     test(config, ckpt, out=pred, submission=sub, work_dir=work_dir, cfg_options=dict(options))
     _step("scoring the submission with the challenge's metric")

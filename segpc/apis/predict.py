@@ -4,7 +4,7 @@ For every image of a folder the detector (optionally with flip TTA) predicts cel
 with their nucleus exactly as ``tools/test.py`` does (:class:`~segpc.evaluation.metric.SegPCMetric`
 with ``format_only``), and ``OUT_DIR`` receives:
 
-* ``predictions.pkl``: the prediction dump (``segpc-predictions/1``);
+* ``predictions.json``: the prediction dump (``segpc-predictions/1``);
 * ``submission/<name>_<k>.bmp``: one challenge mask per cell (nucleus 40, cytoplasm 20);
 * ``overlays/<name>.png``: the image with every cell's outline and its nucleus's outline;
 * ``summary.csv``: one row per image: ``image, num_cells, mean_nucleus_area,
@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from segpc.io import IMAGE_EXTS, SegPCError, atomic_dir, atomic_path, read_image
+from segpc.io import IMAGE_EXTS, SegPCError, atomic_dir, atomic_path, natural_key, read_image
 from segpc.structures import area, cell_to_mask, make_dump, save_dump, write_submission
 
 SUMMARY_FIELDS = ("image", "num_cells", "mean_nucleus_area", "mean_cytoplasm_area", "mean_nucleus_cell_ratio")
@@ -35,8 +35,6 @@ CELL_FIELDS = ("image", "k", "score", "x1", "y1", "x2", "y2", "cell_area", "nucl
 
 def list_images(images_dir: str | os.PathLike) -> list[Path]:
     """The images of a folder (``IMAGE_EXTS``, hidden files skipped), in natural name order."""
-    from segpc.evaluation.miou import natural_key
-
     folder = Path(images_dir)
     if not folder.is_dir():
         raise SegPCError(folder, "image folder not found")
@@ -112,14 +110,14 @@ def write_overlays(dump: dict, image_paths: dict[str, Path], out_dir: str | os.P
     """``<name>.png`` per image: cell outlines (yellow) and nucleus outlines (magenta); replaces ``out_dir``."""
     import cv2
 
-    from segpc.visualization import PRED_COLORS, _label, draw_cells
+    from segpc.visualization import PRED_COLORS, caption, draw_cells
 
     with atomic_dir(out_dir) as tmp:
         for img in dump["images"]:
             image = read_image(image_paths[img["name"]])
             thickness = max(1, image.shape[1] // 400)
             over = draw_cells(image, [cell_to_mask(c) for c in img["cells"]], PRED_COLORS, thickness)
-            over = _label(over, f"{img['name']}: {len(img['cells'])} cells")
+            over = caption(over, f"{img['name']}: {len(img['cells'])} cells")
             path = Path(tmp) / f"{img['name']}.png"
             if not cv2.imwrite(str(path), over):
                 raise SegPCError(path, "cannot write overlay")
@@ -129,7 +127,7 @@ def write_overlays(dump: dict, image_paths: dict[str, Path], out_dir: str | os.P
 def write_outputs(dump: dict, image_paths: dict[str, Path], out_dir: str | os.PathLike) -> dict:
     """Write everything of the module docstring under ``out_dir``; returns the paths."""
     out = Path(out_dir)
-    paths = {"dump": out / "predictions.pkl", "submission": out / "submission",
+    paths = {"dump": out / "predictions.json", "submission": out / "submission",
              "overlays": out / "overlays", "summary": out / "summary.csv", "cells": out / "cells.csv"}
     save_dump(dump, paths["dump"])
     write_submission(dump, paths["submission"])

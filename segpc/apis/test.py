@@ -21,6 +21,10 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
 
     if not osp.isfile(checkpoint):
         raise SegPCError(checkpoint, "checkpoint not found")
+    if out:
+        from segpc.structures import check_dump_path
+
+        check_dump_path(out)
     cfg = load_config(config, cfg_options, work_dir)
     check_data(cfg, keys=("test_dataloader",))
     cfg.load_from = checkpoint

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from segpc.structures import bbox_xyxy, mask_box, xyxy_to_xywh
+from segpc.structures.rle import encode_positions
 
 LAYERS_PER_CHANNEL = 3
 SLOTS_PER_LAYER = 127  # values 1..254 in a byte
@@ -47,10 +49,10 @@ def pack_cells(cells: list[tuple[object, np.ndarray, np.ndarray | None]], height
     counts: list[int] = []
     slots, keys = [], []
     for key, cell, nucleus in cells:
-        x, y, w, h = cv2.boundingRect(np.ascontiguousarray(cell, dtype=np.uint8))
-        if w == 0 or h == 0:
+        xyxy = mask_box(cell)
+        if xyxy is None:
             continue
-        box = (slice(y, y + h), slice(x, x + w))
+        box = (slice(xyxy[1], xyxy[3]), slice(xyxy[0], xyxy[2]))
         cell = cell.astype(bool)
         for k, layer in enumerate(layers):
             if counts[k] < SLOTS_PER_LAYER and not np.any(layer[box][cell[box]]):
@@ -79,40 +81,10 @@ def pack_cells(cells: list[tuple[object, np.ndarray, np.ndarray | None]], height
     return PackedCells(arr, slots, keys)
 
 
-def _rle_from_positions(pos: np.ndarray, height: int, width: int) -> dict:
-    """Compressed RLE (str counts) of the mask whose set pixels are the sorted column-major
-    (Fortran) flat indices ``pos``; identical to ``pycocotools.mask.encode`` of that mask."""
-    total = height * width
-    if len(pos) == 0:
-        counts = [total]
-    else:
-        br = np.flatnonzero(np.diff(pos) != 1)
-        starts = pos[np.concatenate(([0], br + 1))]
-        ends = pos[np.concatenate((br, [len(pos) - 1]))] + 1
-        edges = np.empty(2 * len(starts) + 2, np.int64)
-        edges[0] = 0
-        edges[1:-1:2] = starts
-        edges[2:-1:2] = ends
-        edges[-1] = total
-        counts = np.diff(edges)
-        if counts[-1] == 0:
-            counts = counts[:-1]
-        counts = counts.tolist()
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
-
-
-def _box(pos: np.ndarray, height: int) -> list[int]:
-    """COCO box ``[x, y, w, h]`` of sorted column-major indices."""
-    x0, x1 = int(pos[0] // height), int(pos[-1] // height)
-    ys = pos % height
-    y0, y1 = int(ys.min()), int(ys.max())
-    return [x0, y0, x1 - x0 + 1, y1 - y0 + 1]
-
-
 def _mask_entry(pos: np.ndarray, height: int, width: int) -> dict:
-    return {"segmentation": _rle_from_positions(pos, height, width), "area": int(len(pos)),
-            "bbox": _box(pos, height)}
+    """COCO mask entry of the mask whose set pixels are the sorted column-major indices ``pos``."""
+    rle = encode_positions(pos, (height, width))
+    return {"segmentation": rle, "area": int(len(pos)), "bbox": xyxy_to_xywh(bbox_xyxy(rle))}
 
 
 def extract_cells(arr: np.ndarray, packed: PackedCells, min_area: int = 1) -> list[dict]:

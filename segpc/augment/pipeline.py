@@ -39,10 +39,10 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 from imgaug.augmentables.segmaps import SegmentationMapsOnImage
-from pycocotools import mask as mask_utils
 
 from segpc.io import SegPCError, atomic_path, load_json, read_image, write_image, write_json
 from segpc.structures import decode
+from segpc.structures.rle import compressed, polygons_to_rle
 
 from .cells import PackedCells, extract_cells, fit_size, pack_cells, resize_mask, resize_packed
 from .policy import build_policy, read_policy
@@ -95,13 +95,9 @@ def _rle(seg, h: int, w: int, where: str, ann_json) -> dict:
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
         if list(seg["size"]) != [h, w]:
             raise SegPCError(ann_json, f"{where}: RLE size {seg['size']} != image size [{h}, {w}]")
-        if isinstance(seg["counts"], list):
-            r = mask_utils.frPyObjects(seg, h, w)
-            return {"size": [h, w], "counts": r["counts"].decode("ascii")}
-        return seg
+        return compressed(seg) if isinstance(seg["counts"], list) else seg
     if isinstance(seg, list) and seg:  # polygons
-        r = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-        return {"size": [h, w], "counts": r["counts"].decode("ascii")}
+        return polygons_to_rle(seg, (h, w))
     raise SegPCError(ann_json, f"{where}: segmentation must be an RLE or polygons")
 
 

@@ -23,13 +23,12 @@ from typing import BinaryIO, Iterator
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from segpc.io import (
     IMAGE_EXTS, MASK_EXTS, NUCLEUS, SegPCError, image_size, read_mask, split_mask_stem, write_json,
 )
-from segpc.structures import CLASSES
+from segpc.structures import CLASSES, CropMask, mask_box, xyxy_to_xywh
 
 logger = logging.getLogger(__name__)
 
@@ -152,62 +151,22 @@ def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- masks → RLE
 
 
-def _encode_crop(
-    crop: np.ndarray, x0: int, y0: int, height: int, width: int
-) -> tuple[dict, int, list[int]] | None:
-    """RLE, area and ``[x, y, w, h]`` box of a binary crop placed at ``(x0, y0)`` in an image.
-
-    Equal to ``pycocotools.mask.encode`` of the full-size mask, but the runs are found on the
-    crop only (cells are small next to a 2040x1536 image). ``None`` if the crop is empty.
-    """
-    h, w = crop.shape
-    cols = np.zeros((w, h + 2), np.int8)  # column-major with a 0 above and below every column
-    cols[:, 1:-1] = crop.T
-    d = np.diff(cols.ravel())
-    starts = np.flatnonzero(d == 1) + 1
-    if starts.size == 0:
-        return None
-    ends = np.flatnonzero(d == -1) + 1  # exclusive
-    c_s, r_s = np.divmod(starts, h + 2)
-    c_e, r_e = np.divmod(ends, h + 2)
-    bbox = [x0 + int(c_s[0]), y0 + int(r_s.min()) - 1, int(c_s[-1] - c_s[0]) + 1, int(r_e.max() - r_s.min())]
-    # Positions in the full image, column-major (COCO's order); rows are shifted by the padding.
-    fs = (x0 + c_s) * height + (y0 - 1) + r_s
-    fe = (x0 + c_e) * height + (y0 - 1) + r_e
-    area = int((fe - fs).sum())
-    if y0 == 0 and h == height:  # runs may continue from one column's bottom to the next's top
-        keep = fs[1:] != fe[:-1]
-        fs = np.concatenate((fs[:1], fs[1:][keep]))
-        fe = np.concatenate((fe[:-1][keep], fe[-1:]))
-    counts = np.empty(2 * len(fs) + 1, np.int64)
-    counts[0] = fs[0]
-    counts[1::2] = fe - fs
-    counts[2:-1:2] = fs[1:] - fe[:-1]
-    counts[-1] = height * width - fe[-1]
-    if counts[-1] == 0:  # pycocotools ends on the last run
-        counts = counts[:-1]
-    rle = mask_utils.frPyObjects({"counts": counts.tolist(), "size": [height, width]}, height, width)
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle, area, bbox
-
-
 def _mask_annotations(mask: np.ndarray) -> tuple[list[Annotation], tuple[int, int, np.ndarray] | None]:
     """Annotations of one cell mask, and its cell pixels as ``(x0, y0, crop)`` (``None`` if empty)."""
     if mask.ndim != 2:
         raise ValueError(f"expected an (H, W) mask, got shape {mask.shape}")
-    nonzero = mask if mask.dtype == np.uint8 else (mask > 0).view(np.uint8)
-    x0, y0, w, h = cv2.boundingRect(np.ascontiguousarray(nonzero))
-    if w == 0 or h == 0:
+    box = mask_box(mask)
+    if box is None:
         return [], None
-    height, width = mask.shape
-    sub = mask[y0 : y0 + h, x0 : x0 + w]
+    x0, y0, x1, y1 = box
+    sub = mask[y0:y1, x0:x1]
     cell = sub > 0
     nucleus = sub == NUCLEUS
     anns = []
     for cat, crop in ((CELL_ID, cell), (NUCLEUS_ID, nucleus), (CYTOPLASM_ID, cell & ~nucleus)):
-        enc = _encode_crop(crop, x0, y0, height, width)
-        if enc is not None:
-            anns.append((cat, *enc))
+        m = CropMask(y0, x0, crop, mask.shape)
+        if m.area:
+            anns.append((cat, m.to_rle(), m.area, xyxy_to_xywh(m.box)))
     return anns, (x0, y0, cell)
 
 

@@ -41,7 +41,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segpc.io import CYTOPLASM, NUCLEUS, SegPCError, atomic_dir, load_json, read_image, write_image
+from segpc.io import (CYTOPLASM, NUCLEUS, SegPCError, atomic_dir, load_json, natural_key, read_image,
+                      write_image)
 
 logger = logging.getLogger(__name__)
 
@@ -238,8 +239,6 @@ def read_labelme(json_path: str | os.PathLike, labels: LabelMap = LabelMap()) ->
 
 def list_labelme(json_dir: str | os.PathLike) -> list[Path]:
     """The ``*.json`` files of a folder (not hidden), in natural name order."""
-    from segpc.evaluation.miou import natural_key
-
     json_dir = Path(json_dir)
     if not json_dir.is_dir():
         raise SegPCError(json_dir, "LabelMe folder not found")

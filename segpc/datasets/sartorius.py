@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from segpc.datasets.convert import header_size
 from segpc.io import SegPCError, atomic_path, image_size, write_json
-from segpc.structures import area, bbox_xyxy, decode, encode, encode_many, kaggle_decode, kaggle_encode
+from segpc.structures import (area, bbox_xyxy, decode, encode, encode_many, kaggle_decode, kaggle_encode,
+                              mask_box)
 
 CELL_TYPES = ("shsy5y", "astro", "cort")
 CATEGORIES = [{"id": i, "name": name} for i, name in enumerate(CELL_TYPES, start=1)]
@@ -164,10 +165,10 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill the enclosed holes of a mask, working on its box plus a one-pixel border (exact)."""
     from scipy.ndimage import binary_fill_holes
 
-    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if len(ys) == 0:
+    box = mask_box(mask)
+    if box is None:
         return mask
-    y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+    x0, y0, x1, y1 = box
     crop = np.pad(mask[y0:y1, x0:x1].astype(bool), 1)
     out = mask.copy()
     out[y0:y1, x0:x1] = binary_fill_holes(crop)[1:-1, 1:-1]

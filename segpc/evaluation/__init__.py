@@ -1,7 +1,8 @@
 """SegPC-2021 evaluation: the challenge's mIoU as pure functions (:mod:`segpc.evaluation.miou`).
 
-Light on purpose (numpy + OpenCV): importing this package does not import torch, mmengine or
-mmdet. The mmengine metric lives in :mod:`segpc.evaluation.metric` and is imported only by
+Evaluation only scores: masks, RLEs and dumps are :mod:`segpc.structures`'. Light on purpose
+(numpy, OpenCV, pycocotools): importing this package does not import torch, mmengine or mmdet.
+The mmengine metric lives in :mod:`segpc.evaluation.metric` and is imported only by
 :mod:`segpc.register`.
 """
 from segpc.evaluation.miou import (
@@ -9,17 +10,17 @@ from segpc.evaluation.miou import (
     TARGET,
     ImageRecord,
     MIoUResult,
-    ScaledMask,
     accumulate,
     best_ious,
+    best_matches,
     evaluate_dirs,
     evaluate_masks,
-    iou_matrix,
-    resize_maps,
+    scaled_file,
+    scaled_rle,
     summarize,
 )
 
 __all__ = [
-    "PRED_VALUES", "TARGET", "ImageRecord", "MIoUResult", "ScaledMask", "accumulate", "best_ious",
-    "evaluate_dirs", "evaluate_masks", "iou_matrix", "resize_maps", "summarize",
+    "PRED_VALUES", "TARGET", "ImageRecord", "MIoUResult", "accumulate", "best_ious", "best_matches",
+    "evaluate_dirs", "evaluate_masks", "scaled_file", "scaled_rle", "summarize",
 ]

@@ -19,9 +19,9 @@ from mmengine.logging import MMLogger
 from mmdet.registry import METRICS
 
 from segpc.io import SegPCError, load_json
-from segpc.structures import (assemble_cells, encode_many, make_dump, save_dump,
-                              write_submission, CELL_LABEL, NUCLEUS_LABEL)
-from segpc.evaluation.miou import ScaledMask, evaluate_masks
+from segpc.structures import (CELL_LABEL, NUCLEUS_LABEL, assemble_cells, check_dump_path, encode_many,
+                              make_dump, save_dump, write_submission)
+from segpc.evaluation.miou import evaluate_masks, scaled_rle
 
 
 def load_gt_cells(ann_file: str) -> tuple[dict[int, list[dict]], dict[int, str]]:
@@ -47,7 +47,7 @@ class SegPCMetric(BaseMetric):
         ann_file: COCO file of the split (``tools/convert_segpc.py``), relative to ``data_root``.
         data_root: prefix of ``ann_file``.
         score_thr: cells scoring below are not predictions (nuclei of any score may attach).
-        outfile: write the prediction dump (``segpc-predictions/1`` pickle) here.
+        outfile: write the prediction dump (``segpc-predictions/1`` JSON) here.
         submission_dir: write the challenge submission (``<id>_<k>.bmp``, 40/20) here.
         format_only: only write outputs, do not score (a split without ground truth).
     """
@@ -62,12 +62,14 @@ class SegPCMetric(BaseMetric):
         self.ann_file = osp.join(data_root, ann_file) if (data_root and ann_file) else ann_file
         if not format_only and not self.ann_file:
             raise ValueError("SegPCMetric needs ann_file unless format_only=True")
+        if outfile:
+            check_dump_path(outfile)
         self.score_thr = score_thr
         self.outfile = outfile
         self.submission_dir = submission_dir
         self.format_only = format_only
         self.result = None  # the last MIoUResult, exact (mmengine's logger rounds the returned dict)
-        self._gt = None  # image id → (name, ground-truth ScaledMasks), read once from ann_file
+        self._gt = None  # image id → (name, ground-truth CropMasks at the challenge's scale), read once from ann_file
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -102,7 +104,7 @@ class SegPCMetric(BaseMetric):
             return {}
         if self._gt is None:  # the split's ground truth does not change between validations
             cells, names = load_gt_cells(self.ann_file)
-            self._gt = {img_id: (name, [ScaledMask.from_rle(r) for r in cells.get(img_id, [])])
+            self._gt = {img_id: (name, [scaled_rle(r) for r in cells.get(img_id, [])])
                         for img_id, name in names.items()}
         preds = {r["img_id"]: r for r in results}
         gt_masks, pred_masks = {}, {}
@@ -110,7 +112,7 @@ class SegPCMetric(BaseMetric):
             if img_id not in preds:  # e.g. a partial run over part of the split
                 continue
             gt_masks[name] = masks
-            pred_masks[name] = [ScaledMask.from_rle(c["cell"]) for c in preds[img_id]["cells"]]
+            pred_masks[name] = [scaled_rle(c["cell"]) for c in preds[img_id]["cells"]]
         res = self.result = evaluate_masks(gt_masks, pred_masks)
         logger.info(f"SegPC mIoU {res.mIoU:.4f} over {res.num_gt} cells, {res.num_pred} predictions")
         return {"mIoU": res.mIoU}

@@ -28,9 +28,10 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from segpc.evaluation.miou import (ScaledMask, _mask_files, best_matches, default_workers, find_gt_dir,
-                                   natural_key)
-from segpc.io import IMAGE_EXTS, SegPCError, atomic_dir, atomic_path, read_image, read_mask
+from segpc.evaluation.miou import best_matches, default_workers, find_gt_dir, scaled_file, scaled_rle
+from segpc.io import (IMAGE_EXTS, SegPCError, atomic_dir, atomic_path, mask_files, natural_key, read_image,
+                      read_mask)
+from segpc.structures import CropMask, cell_to_mask, load_dump, mask_box
 
 MIN_SIDE = 256
 
@@ -50,24 +51,14 @@ class CellMatch:
         return self.gt_path.stem
 
 
-def _load_predictions(pred: Path) -> dict[str, list[tuple[str, object, ScaledMask]]]:
+def _load_predictions(pred: Path) -> dict[str, list[tuple[str, object, CropMask]]]:
     """Image name → [(prediction name, source, mask)] from a submission folder or a dump."""
-    out: dict[str, list[tuple[str, object, ScaledMask]]] = {}
     if pred.is_dir():
-        for image, paths in _mask_files(pred).items():
-            out[image] = [(p.stem, p, ScaledMask.from_file(p, prediction=True)) for p in paths]
-        return out
-    from segpc.structures import load_dump
-
-    dump = load_dump(pred)
-    for img in dump["images"]:
-        name = str(img["name"])
-        try:
-            out[name] = [(f"{name}_{k}", cell, ScaledMask.from_rle(cell["cell"]))
-                         for k, cell in enumerate(img["cells"], start=1)]
-        except (KeyError, TypeError, ValueError) as e:
-            raise SegPCError(pred, f"bad cell in image {name!r} ({type(e).__name__}: {e})") from None
-    return out
+        return {image: [(p.stem, p, scaled_file(p, prediction=True)) for p in paths]
+                for image, paths in mask_files(pred).items()}
+    return {img["name"]: [(f"{img['name']}_{k}", cell, scaled_rle(cell["cell"]))
+                          for k, cell in enumerate(img["cells"], start=1)]
+            for img in load_dump(pred)["images"]}
 
 
 def match_cells(gt_dir: str | os.PathLike, pred: str | os.PathLike,
@@ -76,18 +67,18 @@ def match_cells(gt_dir: str | os.PathLike, pred: str | os.PathLike,
     from concurrent.futures import ThreadPoolExecutor
 
     folder = find_gt_dir(gt_dir)
-    gt_files = _mask_files(folder)
+    gt_files = mask_files(folder)
     if not gt_files:
         raise SegPCError(gt_dir, "no ground-truth masks")
     pred = Path(pred)
     if not pred.exists():
-        raise SegPCError(pred, "predictions not found (a submission folder or a .pkl dump)")
+        raise SegPCError(pred, "predictions not found (a submission folder or a prediction dump)")
     preds = _load_predictions(pred)
     jobs = [(image, p) for image, paths in gt_files.items() for p in paths]
     workers = default_workers() if workers is None else max(1, int(workers))
     with ThreadPoolExecutor(workers) as pool:
-        masks = list(pool.map(lambda j: ScaledMask.from_file(j[1], prediction=False), jobs))
-    by_image: dict[str, list[tuple[Path, ScaledMask]]] = {}
+        masks = list(pool.map(lambda j: scaled_file(j[1], prediction=False), jobs))
+    by_image: dict[str, list[tuple[Path, CropMask]]] = {}
     for (image, p), m in zip(jobs, masks):
         by_image.setdefault(image, []).append((p, m))
     out = []
@@ -119,17 +110,10 @@ def _pred_mask(match: CellMatch, shape: tuple[int, int]) -> Optional[np.ndarray]
     if isinstance(match.pred_source, Path):
         m = read_mask(match.pred_source)
     else:
-        from segpc.structures import cell_to_mask
-
         m = cell_to_mask(match.pred_source)
     if m.shape != shape:  # show it over the ground truth's frame
         m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     return m
-
-
-def _box(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:
-    x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
-    return (x, y, x + w, y + h) if w and h else None
 
 
 def crop_comparison(match: CellMatch, split_dir: Path, min_side: int = MIN_SIDE) -> np.ndarray:
@@ -140,7 +124,7 @@ def crop_comparison(match: CellMatch, split_dir: Path, min_side: int = MIN_SIDE)
     gt = read_mask(match.gt_path)
     h, w = gt.shape
     pred = _pred_mask(match, (h, w))
-    boxes = [b for b in (_box(gt), None if pred is None else _box(pred)) if b]
+    boxes = [b for b in (mask_box(gt), None if pred is None else mask_box(pred)) if b]
     if not boxes:
         boxes = [(0, 0, w, h)]
     x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)

@@ -19,12 +19,15 @@ view's boxes and masks back to the original frame and merges them:
   (``2 * votes == n``) goes to the anchor. E.g. found by 4 views: pixels of at least 3 of
   them, or of 2 including the anchor; by 3 views: of at least 2; by 2 views: every pixel the
   anchor has (both, or a tie won by the anchor), so the anchor's mask; by 1 view: its mask.
-* **Score**: the mean of the members' scores; **box**: the mean of the members' boxes (in the
-  original frame); **label**: the cluster's class.
+* **Score**: the mean of the scores over *all* views, a view that did not find the instance
+  counting 0: ``sum(member scores) / number of views``. An instance seen by 1 of 4 views at 0.9
+  scores 0.225, by all 4 at 0.9 scores 0.9: agreement between views is evidence, and the score
+  threshold of the metric (``score_thr``) then drops what only one view believes in.
+  **Box**: the mean of the members' boxes (in the original frame); **label**: the cluster's class.
 * Clusters found by fewer than ``min_views`` views are dropped (default 1: an instance found
   by a single view is kept). At most ``max_per_img`` instances are kept, by decreasing score.
 
-Masks are handled as box + crop (:mod:`segpc.cropmask`): IoUs only for pairs whose boxes
+Masks are handled as box + crop (:class:`segpc.structures.CropMask`): IoUs only for pairs whose boxes
 overlap, votes on the union of the members' boxes; the merged masks are pasted into dense
 ``ori_shape`` frames at the end, which is what the metric expects.
 """
@@ -41,47 +44,19 @@ from mmengine.structures import InstanceData
 
 from mmdet.registry import MODELS
 
-from segpc import cropmask
-from segpc.evaluation.miou import ScaledMask, iou_matrix
 from segpc.io import SegPCError
+from segpc.structures import CropMask, FLIP_DIRECTIONS, flip_boxes, iou_matrix, paste, vote
 
-DEFAULT_FLIPS = ("horizontal", "vertical", "diagonal")
+DEFAULT_FLIPS = FLIP_DIRECTIONS
 FLIP_META_KEYS = ("flip", "flip_direction")
 
 
 # --------------------------------------------------------------------------- pure merging
 
 
-def unflip_boxes(boxes: np.ndarray, size: Sequence[int], direction: Optional[str]) -> np.ndarray:
-    """``(N, 4)`` x1, y1, x2, y2 boxes predicted on a flipped ``size = (H, W)`` image → original frame."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if direction is None:
-        return boxes.copy()
-    if direction not in DEFAULT_FLIPS:
-        raise ValueError(f"unknown flip direction {direction!r}")
-    h, w = float(size[0]), float(size[1])
-    out = boxes.copy()
-    if direction in ("horizontal", "diagonal"):
-        out[:, 0], out[:, 2] = w - boxes[:, 2], w - boxes[:, 0]
-    if direction in ("vertical", "diagonal"):
-        out[:, 1], out[:, 3] = h - boxes[:, 3], h - boxes[:, 1]
-    return out
-
-
-def masks_to_crops(masks: np.ndarray) -> list[ScaledMask]:
-    """``(N, H, W)`` bool masks → box + crop each (boxes found from row/column projections)."""
-    masks = np.asarray(masks, dtype=bool)
-    n, h, w = masks.shape
-    rows, cols = masks.any(axis=2), masks.any(axis=1)
-    out = []
-    for i in range(n):
-        r, c = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
-        if len(r) == 0:
-            out.append(ScaledMask.empty((h, w)))
-            continue
-        y0, y1, x0, x1 = int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
-        out.append(ScaledMask(y0, x0, masks[i, y0:y1, x0:x1], target=(h, w)))
-    return out
+def masks_to_crops(masks: np.ndarray) -> list[CropMask]:
+    """``(N, H, W)`` bool masks → one crop mask each."""
+    return [CropMask.from_dense(m) for m in np.asarray(masks, dtype=bool)]
 
 
 def merge_views(views: Sequence[dict], size: Sequence[int], match_iou: float = 0.5,
@@ -89,8 +64,8 @@ def merge_views(views: Sequence[dict], size: Sequence[int], match_iou: float = 0
     """Merge the instances of several views of one image, already in the original frame.
 
     ``views``: one dict per view with ``bboxes`` ``(N, 4)``, ``scores`` ``(N,)``, ``labels``
-    ``(N,)`` and ``masks`` (a list of N :class:`ScaledMask` of ``size``). Returns the merged
-    ``bboxes``, ``scores``, ``labels`` (numpy), ``masks`` (list of ScaledMask) and ``views``
+    ``(N,)`` and ``masks`` (a list of N :class:`CropMask` of ``size``). Returns the merged
+    ``bboxes``, ``scores``, ``labels`` (numpy), ``masks`` (list of CropMask) and ``views``
     (how many views found each merged instance), by decreasing score. See the module docstring
     for the rules.
     """
@@ -106,8 +81,8 @@ def merge_views(views: Sequence[dict], size: Sequence[int], match_iou: float = 0
     boxes = np.array([np.asarray(views[v]["bboxes"][i], dtype=np.float64) for v, i in pool]).reshape(-1, 4)
     masks = [views[v]["masks"][i] for v, i in pool]
     for m in masks:
-        if m.target != size:
-            raise ValueError(f"mask of size {m.target} in a {size} image")
+        if m.size != size:
+            raise ValueError(f"mask of size {m.size} in a {size} image")
 
     merged = []  # (score, label, box, mask, n_views)
     for label in np.unique(labels):
@@ -130,8 +105,9 @@ def merge_views(views: Sequence[dict], size: Sequence[int], match_iou: float = 0
             if len(members) < min_views:
                 continue
             pts = idx[members]
-            mask = cropmask.vote([masks[p] for p in pts], anchor=0)
-            merged.append((float(np.mean(scores[pts])), int(label), boxes[pts].mean(axis=0), mask, len(members)))
+            mask = vote([masks[p] for p in pts], anchor=0, tie="anchor")
+            score = float(np.sum(scores[pts])) / len(views)  # views that missed it count 0
+            merged.append((score, int(label), boxes[pts].mean(axis=0), mask, len(members)))
     merged.sort(key=lambda t: -t[0])
     if max_per_img is not None:
         merged = merged[:int(max_per_img)]
@@ -195,10 +171,10 @@ class SegPCTTAModel(BaseTTAModel):
                 raise SegPCError(None, f"predicted masks are {masks.shape[1]}x{masks.shape[2]}, not at "
                                        f"ori_shape {h}x{w}: the detector must predict with rescale=True")
             views.append({
-                "bboxes": unflip_boxes(pred.bboxes.detach().cpu().numpy(), (h, w), direction),
+                "bboxes": flip_boxes(pred.bboxes.detach().cpu().numpy(), (h, w), direction),
                 "scores": pred.scores.detach().cpu().numpy(),
                 "labels": pred.labels.detach().cpu().numpy(),
-                "masks": [cropmask.flip(m, direction) for m in masks_to_crops(masks)],
+                "masks": [m.flip(direction) for m in masks_to_crops(masks)],
             })
         merged = merge_views(views, (h, w), self.match_iou, self.min_views, self.max_per_img)
         out = next((s for s in samples if not s.metainfo.get("flip")), samples[0])
@@ -206,7 +182,7 @@ class SegPCTTAModel(BaseTTAModel):
         result.bboxes = torch.as_tensor(merged["bboxes"], dtype=torch.float32, device=device)
         result.scores = torch.as_tensor(merged["scores"], dtype=torch.float32, device=device)
         result.labels = torch.as_tensor(merged["labels"], dtype=torch.long, device=device)
-        result.masks = torch.as_tensor(cropmask.paste(merged["masks"], (h, w)), device=device)
+        result.masks = torch.as_tensor(paste(merged["masks"], (h, w)), device=device)
         out.pred_instances = result
         return out
 

@@ -1,4 +1,5 @@
-"""Straightforward dense implementation of the SegPC-2021 mIoU, the yardstick for :mod:`.miou`.
+"""Straightforward dense implementation of the SegPC-2021 mIoU, the yardstick for
+:mod:`segpc.evaluation.miou`.
 
 Every mask is resized to the full 1080x1440 frame with ``cv2.resize`` and every ground-truth
 cell is compared with every prediction of its image on the whole frame, as the challenge's
@@ -15,8 +16,8 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
-from segpc.evaluation.miou import TARGET, MIoUResult, natural_key
-from segpc.io import CYTOPLASM, MASK_EXTS, NUCLEUS, SegPCError, read_mask, split_mask_stem
+from segpc.evaluation.miou import TARGET, MIoUResult
+from segpc.io import CYTOPLASM, MASK_EXTS, NUCLEUS, SegPCError, natural_key, read_mask, split_mask_stem
 
 
 def resize_full(mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,7 @@
+"""Test oracles: slow, straightforward implementations that the fast code must agree with.
+
+* :mod:`segpc.testing.miou` — the SegPC-2021 mIoU on dense 1080x1440 frames;
+* :mod:`segpc.testing.ensemble` — the dump ensemble on dense full frames.
+
+Used by ``tests/`` and ``benchmarks/`` only; nothing in the package imports them.
+"""
