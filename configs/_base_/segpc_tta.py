@@ -4,7 +4,8 @@
 # SegPCTTAModel (segpc/models/tta.py) maps each view's boxes and masks back to the original
 # frame exactly and merges them: instances of the same class matched across views by mask IoU
 # (>= match_iou, at most one per view), masks voted pixel by pixel over the views that found the
-# instance (more than half; a tie goes to the highest-scoring of them), scores and boxes averaged.
+# instance (more than half; a tie goes to the highest-scoring of them), boxes averaged, scores
+# averaged over all views (a view that missed the instance counts 0).
 #
 # Use: add this file to a config's `_base_`. A config without `tta_model`/`tta_pipeline` gets the
 # same with --tta anyway: SegPCTTAModel's defaults and its own test pipeline with the flips of
