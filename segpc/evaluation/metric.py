@@ -84,7 +84,7 @@ class SegPCMetric(BaseMetric):
             h, w = sample["ori_shape"]
             self.results.append({
                 "name": Path(sample["img_path"]).stem,
-                "img_id": sample["img_id"],
+                "img_id": int(sample["img_id"]),
                 "height": int(h),
                 "width": int(w),
                 "cells": cells,
