@@ -158,23 +158,23 @@ def test_matched_but_not_best_is_not_added():
 
 def test_mismatched_dumps_are_one_line_errors():
     a = dump([cell(rect(2, 12, 2, 12))], [])
-    with pytest.raises(SegPCError, match=r"m2.pkl: different image set: lacks 1 image\(s\) of ref.pkl \(2\)"):
-        check_dumps([a, dump([cell(rect(2, 12, 2, 12))])], ["ref.pkl", "m2.pkl"])
+    with pytest.raises(SegPCError, match=r"m2.json: different image set: lacks 1 image\(s\) of ref.json \(2\)"):
+        check_dumps([a, dump([cell(rect(2, 12, 2, 12))])], ["ref.json", "m2.json"])
     with pytest.raises(SegPCError, match="has 1 image"):
-        check_dumps([a, dump([], [], [])], ["ref.pkl", "m2.pkl"])
+        check_dumps([a, dump([], [], [])], ["ref.json", "m2.json"])
     other_size = dump([], [], size=(H, W + 1))
-    with pytest.raises(SegPCError, match=f"m2.pkl: image '1' is {H}x{W + 1} here, {H}x{W} in ref.pkl"):
-        check_dumps([a, other_size], ["ref.pkl", "m2.pkl"])
+    with pytest.raises(SegPCError, match=f"m2.json: image '1' is {H}x{W + 1} here, {H}x{W} in ref.json"):
+        check_dumps([a, other_size], ["ref.json", "m2.json"])
     with pytest.raises(SegPCError, match="needs a reference dump and at least one other"):
         check_dumps([a])
     bad = dump([cell(rect(2, 12, 2, 12, shape=(H + 1, W)))])
     bad["images"][0]["height"] = H
     with pytest.raises(SegPCError, match="cell 1: cell mask is 41x60, the image 40x60"):
-        check_dumps([a, bad], ["ref.pkl", "m2.pkl"])
+        check_dumps([a, bad], ["ref.json", "m2.json"])
     broken = dump([cell(rect(2, 12, 2, 12))])
     del broken["images"][0]["cells"][0]["cell"]
-    with pytest.raises(SegPCError, match=r"m2.pkl: malformed prediction dump: image '1', cell 1: has no 'cell'"):
-        check_dumps([a, broken], ["ref.pkl", "m2.pkl"])
+    with pytest.raises(SegPCError, match=r"m2.json: malformed prediction dump: image '1', cell 1: has no 'cell'"):
+        check_dumps([a, broken], ["ref.json", "m2.json"])
 
 
 def test_fast_equals_dense_reference_on_random_dumps():
