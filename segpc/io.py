@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence, Union
 
 import cv2
 import numpy as np
@@ -31,10 +31,17 @@ PRED_VALUES = (CYTOPLASM, NUCLEUS)  # the pixels of a predicted cell (a submissi
 class SegPCError(Exception):
     """Bad input or missing data; the message is one line that names the file."""
 
-    def __init__(self, path: str | os.PathLike | None, problem: str):
+    def __init__(self, path: str | os.PathLike | None, problem: str | None = None):
+        if problem is None:  # one argument: a whole message, as torch's DataLoader re-raises a
+            # worker's error (its traceback as text): keep the original one-line message
+            lines = [line for line in str(path).splitlines() if line.strip()] or [""]
+            path, problem = None, lines[-1].split("SegPCError: ", 1)[-1]
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+    def __reduce__(self):  # picklable (process pools, DataLoader workers): rebuild from both fields
+        return type(self), (self.path, self.problem)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -75,7 +82,7 @@ def split_mask_stem(stem: str) -> tuple[str, str]:
 
 def natural_key(name: str) -> tuple:
     """Sort ``'9' < '10' < 'a'``: image ids are mostly numbers."""
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t)
+    return tuple((0, int(t), "") if t.isdecimal() else (1, 0, t) for t in re.split(r"(\d+)", name) if t)
 
 
 def mask_files(folder: str | os.PathLike) -> dict[str, list[Path]]:
@@ -127,15 +134,71 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces ``path`` (whole) if the block succeeds."""
+# Names (regular expressions over the ``/``-separated path inside the folder) of what a tool
+# writes into an output folder: the ownership check below replaces only folders holding these.
+SUBMISSION_FILES = (r"[^/]+_[0-9]+\.bmp",)  # the challenge submission: <image id>_<k>.bmp
+
+
+Owns = Union[Sequence[str], Callable[[str], bool]]
+
+
+def check_output_dir(path: str | os.PathLike, owns: Owns = (), overwrite: bool = False) -> None:
+    """Raise :class:`SegPCError` unless a tool writing only ``owns`` may replace the folder ``path``.
+
+    ``owns``: regular expressions over the ``/``-separated paths inside the folder (a
+    sub-folder is the tool's when a pattern starts with its name and ``/``), or a predicate
+    on those paths (sub-folders end with ``/``). A missing or empty folder may always be
+    written. A folder holding only the tool's names (a previous output) is replaced only with
+    ``overwrite``. Anything else inside (a checkpoint, the user's images, a sub-folder it does
+    not write) means the folder is not the tool's to replace, ``overwrite`` or not.
+    """
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise SegPCError(path, "exists and is not a folder; choose a new folder")
+    if callable(owns):
+        owned_dir, owned_file = (lambda rel: owns(rel + "/")), owns
+    else:
+        patterns = [re.compile(p) for p in owns]
+        owned_dir = lambda rel: any(p.pattern.startswith(re.escape(rel) + "/") for p in patterns)  # noqa: E731
+        owned_file = lambda rel: any(p.fullmatch(rel) for p in patterns)  # noqa: E731
+    found = 0
+    stack = [(path, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if owned_dir(rel):
+                    stack.append((Path(entry.path), rel + "/"))
+                    continue
+            elif owned_file(rel):
+                found += 1
+                continue
+            raise SegPCError(path, f"holds {rel!r}, which this tool did not write; nothing was "
+                                   "changed: choose a new or empty folder")
+    if found and not overwrite:
+        raise SegPCError(path, f"holds a previous output ({found} files); pass --overwrite "
+                               "(overwrite=True) to replace it")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, owns: Owns = (), overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces ``path`` (whole) if the block succeeds.
+
+    ``owns``/``overwrite``: what may already be there, see :func:`check_output_dir` (checked
+    before the block and again before the swap); by default only a missing or empty folder is
+    replaced, so nothing the tool did not write is ever deleted.
+    """
+    path = Path(path)
+    check_output_dir(path, owns, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
+        check_output_dir(path, owns, overwrite)  # it may have changed while the block ran
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

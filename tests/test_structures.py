@@ -138,7 +138,7 @@ def test_submission_masks_and_json_dump_roundtrip(tmp_path):
     assert load_dump(tmp_path / "p.json") == dump
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "stale_1.bmp").write_bytes(b"old")
-    assert write_submission(dump, tmp_path / "sub") == 2
+    assert write_submission(dump, tmp_path / "sub", overwrite=True) == 2  # a previous submission
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["7_1.bmp", "7_2.bmp"]
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "sub" / "7_2.bmp"), cv2.IMREAD_UNCHANGED), m)
     back = read_submission(tmp_path / "sub")

@@ -221,7 +221,7 @@ def test_refuses_to_mix_then_overwrites(tmp_path):
     out = tmp_path / "d"
     write_dataset(out, 4, seed=0, size=SIZE)
     (out / "README.txt").write_text("kept")
-    with pytest.raises(SegPCError, match="already holds files"):
+    with pytest.raises(SegPCError, match="previous output"):
         write_dataset(out, 2, seed=0, size=SIZE)
     assert len(list((out / "x").iterdir())) == 4
     write_dataset(out, 2, seed=1, size=SIZE, overwrite=True)
@@ -303,7 +303,7 @@ def test_cli_refuses_existing_then_overwrites(tool, tmp_path, capsys):
     args = [str(out), "--num", "1", "--size", "96", "128"]
     assert run(tool.main, args) == 0
     assert run(tool.main, args) == 2
-    assert "already holds files" in capsys.readouterr().err
+    assert "previous output" in capsys.readouterr().err
     assert run(tool.main, [*args, "--overwrite"]) == 0
 
 

@@ -25,15 +25,21 @@ def parse_args(argv=None):
                         "winners' rule votes > n/2) or in if the reference cell has it")
     p.add_argument("--out", required=True, metavar="ENS.json", help="write the ensembled dump here (JSON)")
     p.add_argument("--submission", metavar="DIR",
-                   help="also write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20)")
+                   help="also write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20); "
+                        "DIR must be new, empty or (with --overwrite) a previous submission")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous submission in DIR (a folder holding other files is never replaced)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     from segpc.ensemble import ensemble_dumps, load_inputs
+    from segpc.io import SUBMISSION_FILES, check_output_dir
     from segpc.structures import save_dump, write_submission
 
+    if args.submission:  # refuse before any work
+        check_output_dir(args.submission, SUBMISSION_FILES, args.overwrite)
     paths = [args.ref, *args.others]
     ens = ensemble_dumps(load_inputs(paths), min_iou=args.min_iou, quorum=args.quorum, sources=paths,
                          tie=args.tie)
@@ -44,7 +50,7 @@ def main(argv=None):
           f"as they are, {s['added']} added from the other dumps ({s['duplicates']} duplicates dropped)")
     print(f"dump: {args.out}")
     if args.submission:
-        write_submission(ens, args.submission)
+        write_submission(ens, args.submission, overwrite=args.overwrite)
         print(f"submission: {args.submission}")
 
 

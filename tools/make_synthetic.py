@@ -29,7 +29,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="sartorius: Kaggle's layout, OUT_DIR/<split>.csv (run-length, one row per cell) "
                         "and OUT_DIR/<split>/<id>.png, cell types shsy5y/astro/cort in turn")
     p.add_argument("--split", default="train", help="sartorius: the split's name (default: train)")
-    p.add_argument("--overwrite", action="store_true", help="replace x/ and y/ if they already hold files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous synthetic set in OUT_DIR (never other files)")
     return p.parse_args(argv)
 
 

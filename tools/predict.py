@@ -16,7 +16,10 @@ def parse_args(argv=None):
     p.add_argument("config")
     p.add_argument("checkpoint")
     p.add_argument("images_dir", metavar="IMAGES_DIR", help="folder of images (.bmp .png .jpg .tif ...)")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR",
+                   help="new or empty folder (or, with --overwrite, a previous output, replaced whole)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous output in OUT_DIR (a folder holding other files is never replaced)")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation (as tools/test.py --tta)")
     p.add_argument("--score-thr", type=float, help="minimum cell score (default: the config's, 0.5)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -30,7 +33,8 @@ def main(argv=None):
     from segpc.apis.predict import predict
 
     dump = predict(args.config, args.checkpoint, args.images_dir, args.out_dir, tta=args.tta,
-                   score_thr=args.score_thr, device=args.device, cfg_options=args.cfg_options)
+                   score_thr=args.score_thr, device=args.device, cfg_options=args.cfg_options,
+                   overwrite=args.overwrite)
     n = sum(len(img["cells"]) for img in dump["images"])
     print(f"{len(dump['images'])} images, {n} cells → {args.out_dir}/ "
           "(predictions.json, submission/, overlays/, summary.csv, cells.csv)")

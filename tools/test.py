@@ -12,7 +12,10 @@ def parse_args(argv=None):
     p.add_argument("checkpoint")
     p.add_argument("--out", metavar="PRED.json", help="write the prediction dump (cells as RLE)")
     p.add_argument("--submission", metavar="DIR",
-                   help="write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20)")
+                   help="write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20); "
+                        "DIR must be new, empty or (with --overwrite) a previous submission")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous submission in DIR (a folder holding other files is never replaced)")
     p.add_argument("--score-thr", type=float, help="minimum cell score (default: the config's, 0.5)")
     p.add_argument("--format-only", action="store_true",
                    help="only write --out/--submission, no scoring (a split without ground truth)")
@@ -31,7 +34,8 @@ def main(argv=None):
 
     result = test(args.config, args.checkpoint, out=args.out, submission=args.submission,
                    score_thr=args.score_thr, work_dir=args.work_dir, cfg_options=args.cfg_options,
-                   format_only=args.format_only, tta=args.tta)
+                   format_only=args.format_only, tta=args.tta,
+                   overwrite=args.overwrite)
     if result is not None:
         print(f"mIoU: {result.mIoU:.6f}\nnum_gt: {result.num_gt}  num_pred: {result.num_pred}")
 

@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -74,8 +73,31 @@ def make_split(source: Path, num_val: int, seed: int) -> dict:
     return split
 
 
+def check_own_links(root: Path) -> list[Path]:
+    """The links a previous run made under ``root/<split>/{x,y}``; :class:`SegPCError` (nothing
+    touched) if those folders hold anything else (``--root`` naming a real data set), or if an
+    annotation file is there without them."""
+    links = []
+    for s in SPLITS:
+        for sub in ("x", "y"):
+            d = root / s / sub
+            if d.is_symlink() or (d.exists() and not d.is_dir()):
+                raise SegPCError(d, "not a folder of links made by run.py: choose another --root")
+            for p in sorted(d.iterdir()) if d.is_dir() else ():
+                if not p.is_symlink():
+                    raise SegPCError(p, "not a link made by run.py (is --root a data set?): nothing was "
+                                        "changed, choose another --root")
+                links.append(p)
+        ann = root / "annotations" / f"{s}.json"
+        if ann.exists() and not (root / s / "x").is_dir():
+            raise SegPCError(ann, "not written by run.py (no linked split beside it): choose another --root")
+    return links
+
+
 def prepare(source: Path, root: Path, split: dict) -> None:
-    """Symlink the split's images and masks under ``root`` and convert both splits to COCO."""
+    """Symlink the split's images and masks under ``root`` and convert both splits to COCO.
+
+    Only the links of a previous run are removed: a ``root`` holding anything else is refused."""
     from segpc.datasets.convert import summarize, write_coco
 
     stamp = root / "split.json"
@@ -89,13 +111,12 @@ def prepare(source: Path, root: Path, split: dict) -> None:
     for p in sorted((source / "y").iterdir()):
         if p.suffix.lower() in MASK_EXTS:
             masks.setdefault(split_mask_stem(p.stem)[0], []).append(p)
+    for link in check_own_links(root):
+        link.unlink()
     stamp.unlink(missing_ok=True)
     for s in SPLITS:
         for sub in ("x", "y"):
-            d = root / s / sub
-            if d.exists():
-                shutil.rmtree(d)  # only symlinks we made
-            d.mkdir(parents=True)
+            (root / s / sub).mkdir(parents=True, exist_ok=True)
         for i in split[s]:
             (root / s / "x" / images[i].name).symlink_to(images[i].resolve())
             for m in masks.get(i, []):
@@ -237,7 +258,7 @@ def main(argv=None):
     t = time.time()
     sub = work_dir / "submission"
     test(args.config, ckpt, out=str(work_dir / "predictions.json"), submission=str(sub),
-         work_dir=str(work_dir), cfg_options=dict(options))
+         work_dir=str(work_dir), cfg_options=dict(options), overwrite=True)  # its own work dir
     score = evaluate_dirs(root / "validation", sub)
     test_s = time.time() - t
     write_json(score.to_dict(), work_dir / "miou.json")

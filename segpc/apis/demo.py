@@ -87,7 +87,8 @@ def run_demo(work_dir: str = "work_dirs/demo", data_root: str = "data/synthetic"
     ckpt = best_checkpoint(work_dir)
     pred, sub = osp.join(work_dir, "predictions.json"), osp.join(work_dir, "submission")
     _step(f"testing {osp.basename(ckpt)} → {pred}, {sub}/")
-    test(config, ckpt, out=pred, submission=sub, work_dir=work_dir, cfg_options=dict(options))
+    test(config, ckpt, out=pred, submission=sub, work_dir=work_dir, cfg_options=dict(options),
+         overwrite=True)  # the demo's own work dir: a rerun replaces its submission
     _step("scoring the submission with the challenge's metric")
     val_dir = osp.join(data_root, "validation")
     result = evaluate_dirs(val_dir, sub)

@@ -22,10 +22,13 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from segpc.io import IMAGE_EXTS, SegPCError, atomic_dir, atomic_path, natural_key, read_image
+from segpc.io import IMAGE_EXTS, SegPCError, atomic_dir, atomic_path, check_output_dir, natural_key, read_image
 from segpc.structures import area, cell_to_mask, make_dump, save_dump, write_submission
 
 SUMMARY_FIELDS = ("image", "num_cells", "mean_nucleus_area", "mean_cytoplasm_area", "mean_nucleus_cell_ratio")
+# what write_outputs writes into OUT_DIR (segpc.io.check_output_dir)
+OUTPUT_FILES = (r"predictions\.(pkl|json)", r"summary\.csv", r"cells\.csv", r"submission/[^/]+_[0-9]+\.bmp",
+                r"overlays/[^/]+\.png")
 CELL_FIELDS = ("image", "k", "score", "x1", "y1", "x2", "y2", "cell_area", "nucleus_area",
                "cytoplasm_area", "nucleus_cell_ratio")
 
@@ -124,18 +127,24 @@ def write_overlays(dump: dict, image_paths: dict[str, Path], out_dir: str | os.P
     return len(dump["images"])
 
 
-def write_outputs(dump: dict, image_paths: dict[str, Path], out_dir: str | os.PathLike) -> dict:
-    """Write everything of the module docstring under ``out_dir``; returns the paths."""
-    out = Path(out_dir)
-    paths = {"dump": out / "predictions.json", "submission": out / "submission",
-             "overlays": out / "overlays", "summary": out / "summary.csv", "cells": out / "cells.csv"}
-    save_dump(dump, paths["dump"])
-    write_submission(dump, paths["submission"])
-    write_overlays(dump, image_paths, paths["overlays"])
-    cells = cell_rows(dump)
-    write_csv(cells, CELL_FIELDS, paths["cells"])
-    write_csv(summary_rows(dump, cells), SUMMARY_FIELDS, paths["summary"])
-    return paths
+def write_outputs(dump: dict, image_paths: dict[str, Path], out_dir: str | os.PathLike,
+                  overwrite: bool = False) -> dict:
+    """Write everything of the module docstring under ``out_dir``; returns the paths.
+
+    ``out_dir`` is written whole, atomically: an existing one is replaced only if it holds a
+    previous output (``OUTPUT_FILES``) and ``overwrite`` (:func:`segpc.io.check_output_dir`).
+    """
+    names = {"dump": "predictions.json", "submission": "submission", "overlays": "overlays",
+             "summary": "summary.csv", "cells": "cells.csv"}
+    with atomic_dir(out_dir, OUTPUT_FILES, overwrite) as tmp:
+        paths = {k: tmp / v for k, v in names.items()}
+        save_dump(dump, paths["dump"])
+        write_submission(dump, paths["submission"])
+        write_overlays(dump, image_paths, paths["overlays"])
+        cells = cell_rows(dump)
+        write_csv(cells, CELL_FIELDS, paths["cells"])
+        write_csv(summary_rows(dump, cells), SUMMARY_FIELDS, paths["summary"])
+    return {k: Path(out_dir) / v for k, v in names.items()}
 
 
 # --------------------------------------------------------------------------- inference
@@ -170,12 +179,13 @@ def build_predictor(config: str, checkpoint: str, tta: bool = False, device: Opt
 
 def predict(config: str, checkpoint: str, images_dir: str, out_dir: str, tta: bool = False,
             score_thr: Optional[float] = None, device: Optional[str] = None,
-            cfg_options: Optional[dict] = None, progress: bool = True) -> dict:
+            cfg_options: Optional[dict] = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Predict every image of ``images_dir``; write the outputs to ``out_dir``; returns the dump.
 
     ``score_thr``: minimum cell score (default: the config's test_evaluator's, 0.5). Images
     are named by their file stem and taken in natural name order; their ``img_id`` is the
     number of the name when every name is a distinct number (as SegPC's), else 0, 1, ...
+    ``overwrite``: replace a previous output in ``out_dir`` (see :func:`write_outputs`).
     """
     import torch
     from mmengine.dataset import pseudo_collate
@@ -184,7 +194,8 @@ def predict(config: str, checkpoint: str, images_dir: str, out_dir: str, tta: bo
     from segpc.evaluation.metric import SegPCMetric
 
     images = list_images(images_dir)
-    ids = [int(p.stem) for p in images] if all(p.stem.isdigit() for p in images) else []
+    check_output_dir(out_dir, OUTPUT_FILES, overwrite)  # refuse before the model runs
+    ids = [int(p.stem) for p in images] if all(p.stem.isascii() and p.stem.isdigit() for p in images) else []
     if len(set(ids)) != len(images):  # e.g. "1" and "01", or names that are not numbers
         ids = list(range(len(images)))
     model, pipeline, cfg = build_predictor(config, checkpoint, tta, device, cfg_options)
@@ -197,5 +208,5 @@ def predict(config: str, checkpoint: str, images_dir: str, out_dir: str, tta: bo
             results = model.test_step(pseudo_collate([data]))
             metric.process({}, [r.to_dict() for r in results])
     dump = make_dump(metric.results)
-    write_outputs(dump, {p.stem: p for p in images}, out_dir)
+    write_outputs(dump, {p.stem: p for p in images}, out_dir, overwrite)
     return dump

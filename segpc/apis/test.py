@@ -10,12 +10,15 @@ from segpc.io import SegPCError
 
 def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Optional[str] = None,
          score_thr: Optional[float] = None, work_dir: Optional[str] = None,
-         cfg_options: Optional[dict] = None, format_only: bool = False, tta: bool = False):
+         cfg_options: Optional[dict] = None, format_only: bool = False, tta: bool = False,
+         overwrite: bool = False):
     """Run ``checkpoint`` on the config's test split.
 
     Returns the exact :class:`~segpc.evaluation.miou.MIoUResult` (``None`` with ``format_only``).
 
     ``tta``: flip test-time augmentation (:func:`segpc.models.tta.apply_tta`).
+    ``overwrite``: replace a previous submission in ``submission`` (never a folder holding
+    anything else: :func:`segpc.io.check_output_dir`).
     """
     from mmengine.runner import Runner
 
@@ -35,6 +38,7 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
         evaluator.outfile = out
     if submission:
         evaluator.submission_dir = submission
+        evaluator.overwrite = overwrite
     if score_thr is not None:
         evaluator.score_thr = score_thr
     if format_only:

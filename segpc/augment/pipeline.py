@@ -291,19 +291,16 @@ def make_output(src: Source, prep: _Prepared, k: int, state: dict) -> None:
 
 
 def _process(task: tuple[int, tuple[int, ...]]):
-    """Make the copies ``task = (source index, copy indices)``; returns ``(n, error)``."""
+    """Make the copies ``task = (source index, copy indices)``; returns how many."""
     src_i, copies = task
     src: Source = _STATE["sources"][src_i]
-    try:
-        cache = _STATE["cache"]
-        if cache is None or cache[0] != src_i:
-            cache = (src_i, _prepare(src, _STATE["opts"]))
-            _STATE["cache"] = cache
-        for k in copies:
-            make_output(src, cache[1], k, _STATE)
-    except SegPCError as e:  # pickles as plain data (SegPCError's signature does not)
-        return len(copies), (e.path, e.problem)
-    return len(copies), None
+    cache = _STATE["cache"]
+    if cache is None or cache[0] != src_i:
+        cache = (src_i, _prepare(src, _STATE["opts"]))
+        _STATE["cache"] = cache
+    for k in copies:
+        make_output(src, cache[1], k, _STATE)
+    return len(copies)
 
 
 # --------------------------------------------------------------------------- run
@@ -495,7 +492,5 @@ def augment_dataset(
 
 
 def _consume(results, bar) -> None:
-    for n, err in results:
-        if err is not None:
-            raise SegPCError(*err)
+    for n in results:  # a worker's SegPCError is re-raised here (it pickles)
         bar.update(n)

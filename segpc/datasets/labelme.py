@@ -35,13 +35,13 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segpc.io import (CYTOPLASM, NUCLEUS, SegPCError, atomic_dir, load_json, natural_key, read_image,
+from segpc.io import (CYTOPLASM, NUCLEUS, SegPCError, atomic_dir, check_output_dir, load_json, natural_key, read_image,
                       write_image)
 
 logger = logging.getLogger(__name__)
@@ -249,22 +249,10 @@ def list_labelme(json_dir: str | os.PathLike) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.stem))
 
 
-def _check_output(out_dir: Path, ids: set[str]) -> None:
-    """``out_dir/x`` and ``out_dir/y`` may hold only files this conversion writes (then replaced)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SegPCError(out_dir, "output exists and is not a folder")
+def _owned(ids: set[str]) -> dict[str, Callable[[str], bool]]:
+    """What ``x/`` and ``y/`` may hold to be replaced: this conversion's files (segpc.io.check_output_dir)."""
     patterns = {"x": re.compile(r"(?P<id>.+)\.png"), "y": re.compile(r"(?P<id>.+)_\d+\.png")}
-    for sub, pattern in patterns.items():
-        folder = out_dir / sub
-        if not folder.exists():
-            continue
-        if not folder.is_dir():
-            raise SegPCError(folder, "exists and is not a folder")
-        for entry in folder.iterdir():
-            m = pattern.fullmatch(entry.name)
-            if not (entry.is_file() and m and m["id"] in ids):
-                raise SegPCError(folder, f"holds {entry.name!r}, which this conversion would not write; "
-                                         "choose an empty or new output folder")
+    return {sub: lambda name, p=p: bool((m := p.fullmatch(name)) and m["id"] in ids) for sub, p in patterns.items()}
 
 
 def convert_labelme(json_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -278,11 +266,15 @@ def convert_labelme(json_dir: str | os.PathLike, out_dir: str | os.PathLike,
     """
     files = list_labelme(json_dir)
     out = Path(out_dir)
-    _check_output(out, {p.stem for p in files})
+    owns = _owned({p.stem for p in files})
+    if out.exists() and not out.is_dir():
+        raise SegPCError(out, "output exists and is not a folder")
+    for sub in ("x", "y"):  # both before anything is read
+        check_output_dir(out / sub, owns[sub], overwrite=True)
     counts = {"images": 0, "images_without_cells": 0, "cells": 0, "nuclei": 0}
     created = next((p for p in reversed([out.absolute(), *out.absolute().parents]) if not p.exists()), None)
     try:
-        with atomic_dir(out / "x") as x_tmp, atomic_dir(out / "y") as y_tmp:
+        with atomic_dir(out / "x", owns["x"], True) as x_tmp, atomic_dir(out / "y", owns["y"], True) as y_tmp:
             for path in tqdm(files, desc="labelme", unit="file", disable=not progress):
                 item = read_labelme(path, labels)
                 write_image(x_tmp / f"{path.stem}.png", item.image)

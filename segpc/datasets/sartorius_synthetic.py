@@ -106,17 +106,16 @@ def write_sartorius_synthetic(out_dir: str | os.PathLike, num: int, seed: int = 
     """Write ``num`` images to ``out_dir/<split>/`` and their cells to ``out_dir/<split>.csv``.
 
     Returns the image ids (12 hex digits, as Kaggle's). ``out_dir/<split>/`` is replaced only
-    when complete; if it already holds files, :class:`SegPCError` unless ``overwrite``.
+    when complete; if it already holds files, :class:`SegPCError` unless they are a previous
+    synthetic set and ``overwrite`` (:func:`segpc.io.check_output_dir`).
     """
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise SegPCError(None, f"num must be a positive integer, got {num!r}")
     out = Path(out_dir)
     img_dir, csv_path = out / split, out / f"{split}.csv"
-    if not overwrite and img_dir.is_dir() and any(img_dir.iterdir()):
-        raise SegPCError(img_dir, "already holds files; pass overwrite=True (--overwrite) to replace it")
     h, w = int(size[0]), int(size[1])
     rows, ids = [], []
-    with atomic_dir(img_dir) as tmp:
+    with atomic_dir(img_dir, (r"[0-9a-f]{12}\.png",), overwrite) as tmp:  # only a previous synthetic set
         for i in tqdm(range(num), desc="synthetic", unit="img", disable=not progress):
             rng = _rng(seed, i)
             img_id = _hex_id(rng)

@@ -58,15 +58,8 @@ def export_semantic(split_dir: str | os.PathLike, out_dir: str | os.PathLike, fm
     entries = scan_split(split_dir)
     out = Path(out_dir)
     names = {f"{e.stem}.{fmt}" for e in entries}
-    if out.exists():
-        if not out.is_dir():
-            raise SegPCError(out, "output exists and is not a folder")
-        for p in out.iterdir():
-            if p.name not in names or not p.is_file():
-                raise SegPCError(out, f"holds {p.name!r}, which this export would not write; "
-                                      "choose an empty or new output folder")
     cells = 0
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, names.__contains__, overwrite=True) as tmp:  # only this split's maps are replaced
         for e in tqdm(entries, desc="semantic", unit="img", disable=not progress):
             masks = [read_mask(p) for _, p in e.masks]
             hw = header_size(e.path)

@@ -31,10 +31,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segpc.io import CYTOPLASM, NUCLEUS, SegPCError, atomic_dir, write_image
+from segpc.io import CYTOPLASM, NUCLEUS, SUBMISSION_FILES, SegPCError, atomic_dir, check_output_dir, write_image
 
 DEFAULT_SIZE = (384, 512)  # (H, W): SegPC's 3:4 aspect, at the scale of the project's 512 data
 MIN_SIDE = 32
+# what write_dataset writes into x/ and y/ (segpc.io.check_output_dir): <id>.bmp, <id>_<k>.bmp
+OWNS = {"x": (r"[0-9]+\.bmp",), "y": SUBMISSION_FILES}
 _REF_SIDE = 384.0  # the short side the absolute sizes below are tuned for
 
 # Fixed-point precision of the polygons handed to OpenCV (coordinates * 2**_SHIFT).
@@ -360,7 +362,8 @@ def write_dataset(
 
     ``out_dir/x`` and ``out_dir/y`` are built in temporary folders and put in place only when
     every file is written (other content of ``out_dir`` is left alone). If either already
-    holds files, :class:`SegPCError` is raised unless ``overwrite`` (then both are replaced).
+    holds files, :class:`SegPCError` is raised unless ``overwrite`` and they hold only the
+    names this function writes (then both are replaced; :func:`segpc.io.check_output_dir`).
     """
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise SegPCError(None, f"num must be a positive integer, got {num!r}")
@@ -373,15 +376,12 @@ def write_dataset(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise SegPCError(out, "exists and is not a directory")
-    if not overwrite:
-        for sub in ("x", "y"):
-            if (out / sub).is_dir() and any((out / sub).iterdir()):
-                raise SegPCError(
-                    out / sub, "already holds files; pass overwrite=True (--overwrite) to replace x/ and y/"
-                )
+    for sub, owns in OWNS.items():  # both checked before anything is written
+        check_output_dir(out / sub, owns, overwrite)
 
     ids = [str(first_id + i) for i in range(num)]
-    with atomic_dir(out / "x") as x_dir, atomic_dir(out / "y") as y_dir:
+    with atomic_dir(out / "x", OWNS["x"], overwrite) as x_dir, \
+            atomic_dir(out / "y", OWNS["y"], overwrite) as y_dir:
         for i, image_id in enumerate(tqdm(ids, desc="synthetic", unit="img", disable=not progress)):
             img, masks = generate_sample(image_rng(seed, i), size, max_cells=max_cells, empty_prob=empty_prob)
             write_image(x_dir / f"{image_id}.bmp", img)

@@ -18,7 +18,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmdet.registry import METRICS
 
-from segpc.io import SegPCError, load_json
+from segpc.io import SUBMISSION_FILES, SegPCError, check_output_dir, load_json
 from segpc.structures import (CELL_LABEL, NUCLEUS_LABEL, assemble_cells, check_dump_path, encode_many,
                               make_dump, save_dump, write_submission)
 from segpc.evaluation.miou import evaluate_masks, scaled_rle
@@ -48,7 +48,9 @@ class SegPCMetric(BaseMetric):
         data_root: prefix of ``ann_file``.
         score_thr: cells scoring below are not predictions (nuclei of any score may attach).
         outfile: write the prediction dump (``segpc-predictions/1`` JSON) here.
-        submission_dir: write the challenge submission (``<id>_<k>.bmp``, 40/20) here.
+        submission_dir: write the challenge submission (``<id>_<k>.bmp``, 40/20) here; a folder
+            holding anything else is refused, a previous submission replaced only with ``overwrite``.
+        overwrite: replace a previous submission in ``submission_dir``.
         format_only: only write outputs, do not score (a split without ground truth).
     """
 
@@ -57,7 +59,7 @@ class SegPCMetric(BaseMetric):
     def __init__(self, ann_file: Optional[str] = None, data_root: Optional[str] = None,
                  score_thr: float = 0.5, outfile: Optional[str] = None,
                  submission_dir: Optional[str] = None, format_only: bool = False,
-                 collect_device: str = "cpu", prefix: Optional[str] = None) -> None:
+                 overwrite: bool = False, collect_device: str = "cpu", prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ann_file = osp.join(data_root, ann_file) if (data_root and ann_file) else ann_file
         if not format_only and not self.ann_file:
@@ -67,6 +69,9 @@ class SegPCMetric(BaseMetric):
         self.score_thr = score_thr
         self.outfile = outfile
         self.submission_dir = submission_dir
+        self.overwrite = overwrite
+        if submission_dir:  # refuse before the model runs, not after
+            check_output_dir(submission_dir, SUBMISSION_FILES, overwrite)
         self.format_only = format_only
         self.result = None  # the last MIoUResult, exact (mmengine's logger rounds the returned dict)
         self._gt = None  # image id → (name, ground-truth CropMasks at the challenge's scale), read once from ann_file
@@ -98,7 +103,8 @@ class SegPCMetric(BaseMetric):
             save_dump(dump, self.outfile)
             logger.info(f"prediction dump written to {self.outfile}")
         if self.submission_dir:
-            n = write_submission(dump, self.submission_dir)
+            n = write_submission(dump, self.submission_dir, overwrite=self.overwrite)
+            self.overwrite = True  # the next validation replaces what this one wrote
             logger.info(f"submission ({n} cell masks) written to {self.submission_dir}")
         if self.format_only:
             return {}

@@ -29,11 +29,13 @@ import cv2
 import numpy as np
 
 from segpc.evaluation.miou import best_matches, default_workers, find_gt_dir, scaled_file, scaled_rle
-from segpc.io import (IMAGE_EXTS, SegPCError, atomic_dir, atomic_path, mask_files, natural_key, read_image,
+from segpc.io import (IMAGE_EXTS, SegPCError, atomic_dir, mask_files, natural_key, read_image,
                       read_mask)
 from segpc.structures import CropMask, cell_to_mask, load_dump, mask_box
 
 MIN_SIDE = 256
+# what write_report writes into its folder (segpc.io.check_output_dir)
+REPORT_FILES = (r"index\.csv", r"index\.md", r"crops/[0-9]+_[^/]+\.png")
 
 
 @dataclass(frozen=True)
@@ -151,34 +153,38 @@ def crop_comparison(match: CellMatch, split_dir: Path, min_side: int = MIN_SIDE)
 
 
 def write_report(matches: Sequence[CellMatch], split_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 num: int = 20) -> list[dict]:
-    """Crops of the ``num`` worst cells into ``out_dir/crops/`` (replaced), ``index.csv`` and
-    ``index.md``; returns the index rows."""
+                 num: int = 20, overwrite: bool = False) -> list[dict]:
+    """Crops of the ``num`` worst cells into ``out_dir/crops/``, ``index.csv`` and ``index.md``;
+    returns the index rows. ``out_dir`` is written whole, atomically; an existing one is
+    replaced only if it holds a previous report and ``overwrite`` (:func:`segpc.io.check_output_dir`)."""
     split = Path(split_dir)
     split = split.parent if split.name == "y" and not (split / "x").is_dir() else split
-    out = Path(out_dir)
     rows = []
     width = len(str(max(1, min(num, len(matches)))))
-    with atomic_dir(out / "crops") as tmp:
+    with atomic_dir(out_dir, REPORT_FILES, overwrite) as out:
+        (out / "crops").mkdir()
         for rank, m in enumerate(matches[:num], start=1):
             name = f"{rank:0{width}d}_{m.gt_name}.png"
-            if not cv2.imwrite(str(Path(tmp) / name), crop_comparison(m, split)):
-                raise SegPCError(out / "crops" / name, "cannot write crop")
+            if not cv2.imwrite(str(out / "crops" / name), crop_comparison(m, split)):
+                raise SegPCError(Path(out_dir) / "crops" / name, "cannot write crop")
             rows.append({"rank": rank, "image": m.image, "gt_mask": m.gt_path.name, "iou": m.iou,
                          "pred": m.pred or "", "crop": f"crops/{name}"})
+        _write_index(rows, out)
+    return rows
+
+
+def _write_index(rows: list[dict], out: Path) -> None:
+    """``index.csv`` and ``index.md`` of the report rows, in ``out``."""
     buf = io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")
     wr.writerow(["rank", "image", "gt_mask", "iou", "pred", "crop"])
     for r in rows:
         wr.writerow([r["rank"], r["image"], r["gt_mask"], f"{r['iou']:.6f}", r["pred"], r["crop"]])
-    with atomic_path(out / "index.csv") as tmp:
-        tmp.write_text(buf.getvalue())
+    (out / "index.csv").write_text(buf.getvalue())
     md = [f"# The {len(rows)} worst-matched ground-truth cells", "",
           "Challenge IoU (best prediction, masks at 1080x1440). Left: prediction (cell yellow, "
           "nucleus magenta); right: ground truth (cell green, nucleus blue).", "",
           "| rank | image | ground truth | IoU | best prediction | crop |", "|---:|---|---|---:|---|---|"]
     md += [f"| {r['rank']} | {r['image']} | {r['gt_mask']} | {r['iou']:.4f} | {r['pred'] or '(none)'} "
            f"| ![{r['gt_mask']}]({r['crop']}) |" for r in rows]
-    with atomic_path(out / "index.md") as tmp:
-        tmp.write_text("\n".join(md) + "\n")
-    return rows
+    (out / "index.md").write_text("\n".join(md) + "\n")

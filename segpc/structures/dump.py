@@ -27,8 +27,8 @@ import pickle
 from pathlib import Path
 from typing import Iterable, Optional
 
-from segpc.io import (NUCLEUS, PRED_VALUES, SegPCError, atomic_dir, mask_files, natural_key, read_mask,
-                      write_json)
+from segpc.io import (NUCLEUS, PRED_VALUES, SUBMISSION_FILES, SegPCError, atomic_dir, mask_files, natural_key,
+                      read_mask, write_json)
 from segpc.structures.cells import cell_to_mask
 from segpc.structures.masks import CropMask
 
@@ -154,15 +154,16 @@ def load_dump(path: str | os.PathLike) -> dict:
     return validate_dump(dump, path)
 
 
-def write_submission(dump: dict, out_dir: str | os.PathLike) -> int:
-    """Write ``<name>_<k>.bmp`` (k from 1) per predicted cell; replaces ``out_dir`` atomically.
+def write_submission(dump: dict, out_dir: str | os.PathLike, overwrite: bool = False) -> int:
+    """Write ``<name>_<k>.bmp`` (k from 1) per predicted cell into ``out_dir``, atomically.
 
-    Returns the number of files written.
+    An existing ``out_dir`` is replaced only if it holds nothing but ``<id>_<k>.bmp`` files and
+    ``overwrite`` (:func:`segpc.io.check_output_dir`). Returns the number of files written.
     """
     import cv2  # local: keep module import light for pure users
 
     n = 0
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, SUBMISSION_FILES, overwrite) as tmp:
         for img in dump["images"]:
             for k, cell in enumerate(img["cells"], start=1):
                 path = Path(tmp) / f"{img['name']}_{k}.bmp"
