@@ -96,3 +96,18 @@ def labelme_from_split(split_dir: Path, json_dir: Path, embed: bool = True, cyto
         else:
             shutil.copy(img_path, json_dir / img_path.name)
         (json_dir / f"{img_path.stem}.json").write_text(json.dumps(doc))
+
+
+def random_init_checkpoint(path, config=MICRO_CONFIG):
+    """The micro Mask R-CNN, untrained: its predictions are arbitrary but deterministic."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    import segpc.register  # noqa: F401
+    from mmdet.registry import MODELS
+    from segpc.apis.config import load_config
+
+    init_default_scope("mmdet")
+    torch.manual_seed(0)
+    model = MODELS.build(load_config(str(REPO / config)).model)
+    torch.save({"meta": {}, "state_dict": model.state_dict()}, path)

@@ -205,7 +205,7 @@ def test_full_conversion(tmp_path, caplog):
     assert coco["images"] == [
         {"id": 2, "file_name": "2.png", "height": H, "width": W},
         {"id": 7, "file_name": "7.tif", "height": 12, "width": 9},  # kept without masks
-        {"id": 10, "file_name": "10.jpg", "height": H, "width": W},
+        {"id": 10, "file_name": "10.jpg", "height": H, "width": W, "empty_masks": ["10_10.png"]},
     ]
     anns = coco["annotations"]
     assert [a["id"] for a in anns] == list(range(1, len(anns) + 1))

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import cell, rect, synthetic_coco, tool
+from helpers import cell, random_init_checkpoint, rect, synthetic_coco, tool
 
 from segpc.apis.predict import (CELL_FIELDS, SUMMARY_FIELDS, cell_rows, list_images, summary_rows, write_csv,
                                 write_outputs)
@@ -131,21 +131,6 @@ def test_worst_cells_report(tmp_path):
 
 
 # --------------------------------------------------------------------------- the real tools
-
-
-def random_init_checkpoint(path):
-    """The micro Mask R-CNN, untrained: its predictions are arbitrary but deterministic."""
-    import torch
-    from mmengine.registry import init_default_scope
-
-    import segpc.register  # noqa: F401
-    from mmdet.registry import MODELS
-    from segpc.apis.config import load_config
-
-    init_default_scope("mmdet")
-    torch.manual_seed(0)
-    model = MODELS.build(load_config(str(REPO / CONFIG)).model)
-    torch.save({"meta": {}, "state_dict": model.state_dict()}, path)
 
 
 @pytest.mark.slow

@@ -44,17 +44,21 @@ def best_checkpoint(work_dir: str) -> str:
 
 def write_overlays(dump: dict, split_dir: str, out_dir: str, num: int = 4) -> list[str]:
     """Prediction-vs-ground-truth overlay PNGs for the first ``num`` images that have cells."""
-    from segpc.io import read_image, read_mask
+    from segpc.io import read_image, read_mask, split_mask_stem
     from segpc.structures import cell_to_mask
     from segpc.visualization import write_comparison
 
     split = Path(split_dir)
     written = []
     for img in dump["images"]:
-        gt_files = sorted((split / "y").glob(f"{img['name']}_*.*"))
+        name = glob.escape(img["name"])  # an image name may hold glob characters ([, *, ?)
+        gt_files = sorted(p for p in (split / "y").glob(f"{name}_*.*")
+                          if split_mask_stem(p.stem)[0] == img["name"])  # not those of image <name>_a
         if not gt_files:
             continue
-        image_path = next((split / "x").glob(f"{img['name']}.*"))
+        image_path = next((split / "x").glob(f"{name}.*"), None)
+        if image_path is None:
+            raise SegPCError(split / "x", f"no image {img['name']}.* for its masks ({gt_files[0].name}, ...)")
         path = osp.join(out_dir, f"overlay_{img['name']}.png")
         write_comparison(path, read_image(image_path), [cell_to_mask(c) for c in img["cells"]],
                          [read_mask(f) for f in gt_files], title=f"({len(img['cells'])} cells)")

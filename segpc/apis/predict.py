@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -161,10 +162,10 @@ def build_predictor(config: str, checkpoint: str, tta: bool = False, device: Opt
     import segpc.register  # noqa: F401  (registers SegPCDataset, SegPCMetric, SegPCTTAModel)
     from mmdet.registry import MODELS
     from segpc.apis.config import load_config
+    from segpc.engine.checkpoint import check_checkpoint
     from segpc.models.tta import apply_tta, tested_dataset_cfg
 
-    if not os.path.isfile(checkpoint):
-        raise SegPCError(checkpoint, "checkpoint not found")
+    check_checkpoint(checkpoint)
     cfg = load_config(config, cfg_options)
     init_default_scope(cfg.get("default_scope", "mmdet"))
     if tta:
@@ -185,6 +186,8 @@ def predict(config: str, checkpoint: str, images_dir: str, out_dir: str, tta: bo
     ``score_thr``: minimum cell score (default: the config's test_evaluator's, 0.5). Images
     are named by their file stem and taken in natural name order; their ``img_id`` is the
     number of the name when every name is a distinct number (as SegPC's), else 0, 1, ...
+    A file that is not a decodable image (e.g. ``a.jpg`` holding text) is skipped with a
+    one-line warning naming it (it has no row and no outputs).
     ``overwrite``: replace a previous output in ``out_dir`` (see :func:`write_outputs`).
     """
     import torch
@@ -202,11 +205,28 @@ def predict(config: str, checkpoint: str, images_dir: str, out_dir: str, tta: bo
     if score_thr is None:
         score_thr = float((cfg.get("test_evaluator") or {}).get("score_thr", 0.5))
     metric = SegPCMetric(score_thr=score_thr, format_only=True)
+    skipped = []
     with torch.no_grad():
         for i, path in enumerate(tqdm(images, desc="predict", unit="img", disable=not progress)):
-            data = pipeline({"img_path": str(path), "img_id": ids[i]})
+            try:
+                data = pipeline({"img_path": str(path), "img_id": ids[i]})
+            except Exception:
+                if is_image(path):
+                    raise
+                tqdm.write(f"warning: {path}: not a readable image, skipped", file=sys.stderr)
+                skipped.append(path)
+                continue
             results = model.test_step(pseudo_collate([data]))
             metric.process({}, [r.to_dict() for r in results])
+    if not metric.results:
+        raise SegPCError(images_dir, f"no readable image ({len(skipped)} skipped)")
     dump = make_dump(metric.results)
     write_outputs(dump, {p.stem: p for p in images}, out_dir, overwrite)
     return dump
+
+
+def is_image(path: str | os.PathLike) -> bool:
+    """Whether OpenCV decodes ``path`` (what the test pipeline's image loader also needs)."""
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None

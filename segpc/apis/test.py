@@ -1,7 +1,6 @@
 """Testing: what ``tools/test.py`` runs — scores a checkpoint, writes a dump and a submission."""
 from __future__ import annotations
 
-import os.path as osp
 from typing import Optional
 
 from segpc.apis.config import check_data, load_config
@@ -22,8 +21,9 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
     """
     from mmengine.runner import Runner
 
-    if not osp.isfile(checkpoint):
-        raise SegPCError(checkpoint, "checkpoint not found")
+    from segpc.engine.checkpoint import check_checkpoint
+
+    check_checkpoint(checkpoint)
     if out:
         from segpc.structures import check_dump_path
 

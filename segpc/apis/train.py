@@ -1,7 +1,6 @@
 """Training: what ``tools/train.py`` and ``tools/dist_train.sh`` run."""
 from __future__ import annotations
 
-import os.path as osp
 from typing import Optional, Union
 
 from segpc.apis.config import check_data, cpu_threads, load_config
@@ -31,11 +30,15 @@ def train(config: str, work_dir: Optional[str] = None, resume: Union[bool, str] 
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.loss_scale = "dynamic"
     if resume:
+        from mmengine.runner import find_latest_checkpoint
+
+        from segpc.engine.checkpoint import check_checkpoint
+
         cfg.resume = True
         cfg.load_from = resume if isinstance(resume, str) else None
-        if isinstance(resume, str) and not osp.isfile(resume):
-            from segpc.io import SegPCError
-            raise SegPCError(resume, "checkpoint to resume from not found")
+        latest = resume if isinstance(resume, str) else find_latest_checkpoint(cfg.work_dir)
+        if latest is not None:  # none in the work dir: mmengine starts from scratch
+            check_checkpoint(latest, "checkpoint to resume from")
     cpu_threads()
     setup_launcher(cfg, launcher)
     runner = Runner.from_cfg(cfg)

@@ -4,7 +4,9 @@ A split folder holds ``x/<id>.<ext>`` (images) and ``y/<id>_<k>.<ext>`` (one mas
 0 background, 20 cytoplasm, 40 nucleus; ``y/`` may be absent for a test split). Every mask
 file gives a *cell* annotation (mask > 0), a *nucleus* annotation (mask == 40) and a *cytoplasm*
 annotation (cell − nucleus), the last two only when non-empty; any value > 0 other than 40
-counts as cytoplasm. Masks are RLE-encoded exactly (holes kept). Optionally a semantic map
+counts as cytoplasm. Masks are RLE-encoded exactly (holes kept). An all-zero mask gives no
+annotation; its file name is listed in the image's ``empty_masks``, so that the metric counts it as
+the challenge's scorer does (a cell no prediction matches, IoU 0). Optionally a semantic map
 (0 background, 1 cell) is written per image for HTC/SCNet's semantic head.
 
 Bad input raises :class:`~segpc.io.SegPCError` and leaves no output (JSON or semantic maps) behind.
@@ -360,6 +362,8 @@ def convert_split(
             images.append(
                 {"id": entry.id, "file_name": entry.path.name, "height": res.height, "width": res.width}
             )
+            if res.empty_masks:  # cells the challenge scores (IoU 0) but nothing can learn from
+                images[-1]["empty_masks"] = [p.name for p in res.empty_masks]
             empty_masks += res.empty_masks
             for k, mask_file, anns in res.cells:
                 for cat, rle, area, bbox in anns:
@@ -379,7 +383,8 @@ def convert_split(
         if staging is not None:
             shutil.rmtree(staging if done else cleanup, ignore_errors=True)
     for path in empty_masks:
-        logger.warning("%s: empty mask (no pixel > 0), skipped", path)
+        logger.warning("%s: empty mask (no pixel > 0): no annotation; listed in its image's "
+                       "empty_masks, scored as a missed cell (IoU 0) as by the challenge", path)
     return {
         "info": {"description": f"SegPC-2021 {split_dir.resolve().name}, converted by segpc"},
         "licenses": [],

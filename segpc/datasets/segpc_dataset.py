@@ -35,4 +35,14 @@ class SegPCDataset(CocoDataset):
         img_dir = self.data_prefix.get("img", "")
         if img_dir and not os.path.isdir(img_dir):
             raise SegPCError(img_dir, f"image folder not found: {HOW_TO_GET_DATA}")
-        return super().load_data_list()
+        data_list = super().load_data_list()
+        seg_dir = self.data_prefix.get("seg")
+        if seg_dir:  # HTC/SCNet: check the semantic maps here, not in a DataLoader worker
+            missing = next((d["seg_map_path"] for d in data_list if not os.path.isfile(d["seg_map_path"])), None)
+            if missing is not None:
+                where = seg_dir if not os.path.isdir(seg_dir) else missing
+                split = os.path.dirname(os.path.normpath(img_dir)) if img_dir else "SPLIT_DIR"
+                raise SegPCError(where, f"semantic map {'folder ' if where == seg_dir else ''}not found "
+                                        "(HTC/SCNet learn the whole-cell maps): write them with `python "
+                                        f"tools/convert_segpc.py {split} {self.ann_file} --semantic-dir {seg_dir}`")
+        return data_list

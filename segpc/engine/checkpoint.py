@@ -12,10 +12,15 @@ resolves nothing but those methods.
 """
 from __future__ import annotations
 
+import os
 import pickle
+import zipfile
+import zlib
 
 import numpy as np
 import torch
+
+from segpc.io import SegPCError
 
 
 def history_buffer_getattr(obj, name: str):
@@ -44,6 +49,31 @@ def mmengine_safe_globals() -> list:
         multiarray.scalar,
         *sorted(dtype_classes, key=lambda c: c.__name__),
     ]
+
+
+def check_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> None:
+    """Raise a one-line :class:`SegPCError` naming ``path`` unless it is a complete checkpoint.
+
+    ``torch.save`` writes a zip archive: a truncated or corrupt file is found here (central
+    directory, CRC of every member) before torch's loader fails deep inside mmengine with
+    ``RuntimeError ... central directory``. Files of torch's legacy format (a pickle) are let
+    through to torch.
+    """
+    if not os.path.isfile(path):
+        raise SegPCError(path, f"{what} not found")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"\x80"):  # legacy (pre-zip) torch.save: a pickle
+        return
+    if head != b"PK\x03\x04":
+        raise SegPCError(path, f"not a PyTorch {what} (neither a zip archive nor a pickle)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise SegPCError(path, f"{what} is truncated or corrupt ({e}); save or download it again") from None
+    if bad is not None:
+        raise SegPCError(path, f"{what} is corrupt (bad checksum in {bad}); save or download it again")
 
 
 def allow_mmengine_checkpoints() -> None:

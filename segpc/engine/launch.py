@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
+from segpc.io import SegPCError
+
 
 def replace_norm_type(node: Any, old: str = "SyncBN", new: str = "BN") -> Any:
     """Recursively replace ``norm_cfg`` types ``old`` → ``new`` in a config tree (in place)."""
@@ -33,7 +35,8 @@ def setup_launcher(cfg: Config, launcher: str) -> None:
     if launcher == "none" or torch.cuda.is_available():
         return
     if launcher != "pytorch":
-        raise ValueError(f"launcher {launcher!r} needs CUDA; on CPU use torchrun (--launcher pytorch)")
+        raise SegPCError(None, f"--launcher {launcher} needs CUDA GPUs (mmengine's {launcher} launch uses "
+                               "NCCL); on CPUs use tools/dist_train.sh (torchrun, --launcher pytorch, gloo)")
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
     cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"

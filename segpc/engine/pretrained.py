@@ -39,6 +39,15 @@ def checkpoint_url(name: str) -> Optional[str]:
     return None
 
 
+def download_error(e: BaseException) -> str:
+    """Why a download failed, on one line: the exception's class and its reason (``HTTP Error
+    403: Forbidden``, ``[SSL: CERTIFICATE_VERIFY_FAILED] ...``, ``Tunnel connection failed: 407
+    Proxy Authentication Required``), at most 300 characters."""
+    text = " ".join(str(e).split())  # urllib's URLError: "<urlopen error REASON>"
+    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def resolve(name: str) -> str:
     """A local path for the pretrained checkpoint ``name`` (a path or a standard source)."""
     url = checkpoint_url(name)
@@ -62,7 +71,7 @@ def resolve(name: str) -> str:
     except Exception as e:  # noqa: BLE001 - no network, proxy, HTTP error...
         raise SegPCError(
             name,
-            f"cannot download the pretrained backbone ({type(e).__name__}). Download {url} and "
+            f"cannot download the pretrained backbone ({download_error(e)}). Download {url} and "
             f"put it in ${ENV}/ or pass --cfg-options model.backbone.init_cfg.checkpoint=PATH; "
             f"to train from scratch pass --cfg-options model.backbone.init_cfg=None",
         ) from None

@@ -9,7 +9,6 @@ challenge submission folder.
 from __future__ import annotations
 
 import os.path as osp
-from collections import defaultdict
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,23 +19,34 @@ from mmdet.registry import METRICS
 
 from segpc.io import SUBMISSION_FILES, SegPCError, check_output_dir, load_json
 from segpc.structures import (CELL_LABEL, NUCLEUS_LABEL, assemble_cells, check_dump_path, encode_many,
-                              make_dump, save_dump, write_submission)
-from segpc.evaluation.miou import evaluate_masks, scaled_rle
+                              CropMask, make_dump, save_dump, write_submission)
+from segpc.evaluation.miou import TARGET, evaluate_masks, scaled_rle
 
 
-def load_gt_cells(ann_file: str) -> tuple[dict[int, list[dict]], dict[int, str]]:
-    """Cell RLEs per image id, and each image's name (file stem), from a segpc COCO file."""
+def load_gt_cells(ann_file: str) -> dict[int, tuple[str, list[CropMask]]]:
+    """Image id → (name (file stem), ground-truth cells at the scoring scale) of a COCO file.
+
+    Segmentations may be RLE (compressed or not) or polygons, as in a COCO file made elsewhere.
+    Cells whose mask file is empty (``empty_masks`` of the image, listed by
+    ``tools/convert_segpc.py``) are cells no prediction can match: IoU 0, as the challenge's
+    scorer counts them.
+    """
     coco = load_json(ann_file)
     try:
         cell_cat = next(c["id"] for c in coco["categories"] if c["name"] == "cell")
-    except (KeyError, StopIteration):
+        images = {img["id"]: img for img in coco["images"]}
+        gt = {i: (Path(img["file_name"]).stem, [CropMask.empty(TARGET)] * len(img.get("empty_masks", [])))
+              for i, img in images.items()}
+        for ann in coco["annotations"]:
+            if ann["category_id"] == cell_cat:
+                img = images[ann["image_id"]]
+                gt[ann["image_id"]][1].append(
+                    scaled_rle(ann["segmentation"], size=(img["height"], img["width"])))
+    except StopIteration:
         raise SegPCError(ann_file, "no 'cell' category: write it with tools/convert_segpc.py") from None
-    names = {img["id"]: Path(img["file_name"]).stem for img in coco["images"]}
-    cells: dict[int, list[dict]] = defaultdict(list)
-    for ann in coco["annotations"]:
-        if ann["category_id"] == cell_cat:
-            cells[ann["image_id"]].append(ann["segmentation"])
-    return cells, names
+    except (KeyError, TypeError, ValueError) as e:
+        raise SegPCError(ann_file, f"not a COCO instance file ({type(e).__name__}: {e})") from None
+    return gt
 
 
 @METRICS.register_module()
@@ -109,9 +119,7 @@ class SegPCMetric(BaseMetric):
         if self.format_only:
             return {}
         if self._gt is None:  # the split's ground truth does not change between validations
-            cells, names = load_gt_cells(self.ann_file)
-            self._gt = {img_id: (name, [scaled_rle(r) for r in cells.get(img_id, [])])
-                        for img_id, name in names.items()}
+            self._gt = load_gt_cells(self.ann_file)
         preds = {r["img_id"]: r for r in results}
         gt_masks, pred_masks = {}, {}
         for img_id, (name, masks) in self._gt.items():

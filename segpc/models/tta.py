@@ -225,6 +225,9 @@ def apply_tta(cfg) -> None:
     ``tta_flips`` (default: all three flips; ``[]``: the original image only).
     """
     tta_model = cfg.get("tta_model") or dict(type="SegPCTTAModel")
+    if "module" in tta_model:
+        raise SegPCError(getattr(cfg, "filename", None) or None,
+                         "tta_model must not set 'module': --tta wraps the config's own model in it")
     ds = tested_dataset_cfg(cfg)
     flips = cfg.get("tta_flips")
     pipeline = cfg.get("tta_pipeline") or tta_pipeline_from(ds["pipeline"], DEFAULT_FLIPS if flips is None else flips)
