@@ -268,6 +268,7 @@ def test_metric_counts_an_empty_mask_as_the_challenge_does(tmp_path):
     assert (res.num_gt, res.mIoU) == (2, 0.5)  # the empty cell: in the denominator, IoU 0
 
 
+@pytest.mark.slow
 def test_test_and_eval_miou_agree_on_a_split_with_an_empty_mask(tmp_path, capsys):
     import re
 

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers import cell, rect, synthetic_coco, tool
 from segpc.apis.predict import write_outputs
@@ -138,7 +139,7 @@ def test_test_cli_refuses_a_user_folder(tmp_path):
     root = synthetic_coco(tmp_path / "s", {"validation": 1}, seed=0, size=(64, 96))
     d = user_folder(tmp_path / "d")
     ckpt = tmp_path / "model.pth"
-    ckpt.write_bytes(b"not reached")
+    torch.save({"state_dict": {}}, ckpt)  # a valid file, never loaded: the folder is refused first
     proc = tool("tools/test.py", "configs/fixture/mask_rcnn_micro.py", ckpt, "--submission", d, "--overwrite",
                 "--work-dir", tmp_path / "work", "--cfg-options", f"data_root={root}", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
