@@ -110,14 +110,14 @@ def test_predict_outputs_and_metric_refuse_a_user_folder(tmp_path):
 
 
 def test_ensemble_cli_refuses_before_any_work(tmp_path):
-    p = tmp_path / "a.pkl"
+    p = tmp_path / "a.json"
     save_dump(dump(), p)
     d = user_folder(tmp_path / "d")
-    proc = tool("tools/ensemble.py", p, p, "--out", tmp_path / "e.pkl", "--submission", d, "--overwrite",
+    proc = tool("tools/ensemble.py", p, p, "--out", tmp_path / "e.json", "--submission", d, "--overwrite",
                 check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and str(d) in proc.stderr
     assert_untouched(d)
-    assert not (tmp_path / "e.pkl").exists()
+    assert not (tmp_path / "e.json").exists()
 
 
 def test_worst_cells_cli_refuses_a_user_folder(tmp_path):
