@@ -212,14 +212,16 @@ def markdown(res: dict) -> str:
 
     rows = [("command", f"`{res['command']}`")]
     if res.get("members"):
-        rows += [("ensemble", f"IoU-matched vote (min IoU {res['min_iou']}) of "
-                              + ", ".join(f"`{m}`" for m in res["members"]) + " (the first is the reference)")]
+        members = ", ".join(f"`{m}`" for m in res["members"])
+        rows += [("ensemble", f"IoU-matched vote (min IoU {res['min_iou']}) of {members} "
+                              "(the first is the reference)")]
     else:
         rows += [
             ("config", f"`{res['config']}`" + (f" + `{res['cfg_options']}`" if res["cfg_options"] else "")),
             ("data", f"{res['split']['set']}: {len(res['split']['train'])} train / "
                      f"{len(res['split']['validation'])} validation images (seed {res['split']['seed']})"
-                     + (f"; training on the originals + {res['aug']} augmented copies each" if res.get("aug") else "")),
+                     + (f"; trained on the originals + {res['aug']} augmented copies of each"
+                        if res.get("aug") else "")),
         ]
     rows += [("machine", f"{hw}; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)")]
     if not res.get("members"):

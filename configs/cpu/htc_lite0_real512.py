@@ -48,10 +48,12 @@ model = dict(
     roi_head=dict(
         _delete_=True, type='HybridTaskCascadeRoIHead', interleaved=True, mask_info_flow=True,
         num_stages=3, stage_loss_weights=[1, 0.5, 0.25],
-        bbox_roi_extractor=dict(roi_extractor, roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)),
+        bbox_roi_extractor=dict(
+            roi_extractor, roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)),
         bbox_head=[_bbox_head(s) for s in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
                                            [0.033, 0.033, 0.067, 0.067])],
-        mask_roi_extractor=dict(roi_extractor, roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0)),
+        mask_roi_extractor=dict(
+            roi_extractor, roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0)),
         mask_head=[_mask_head(i == 0) for i in range(3)],
         semantic_roi_extractor=dict(
             type='SingleRoIExtractor', out_channels=ch, featmap_strides=[8],
