@@ -165,6 +165,9 @@ def test_cpu_config_trains_a_step_and_predicts(repo_root, tmp_path):
     root = synthetic_coco(tmp_path, {"train": 2, "validation": 1}, seed=5, empty_prob=0.0)
     cfg = load_config(str(repo_root / CPU_CONFIG), {"data_root": str(root)})
     set_img_scale(cfg, (128, 96))
+    cfg.model.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=30)
+    cfg.model.train_cfg.rcnn.sampler.num = 16
+    cfg.model.test_cfg.rpn.update(nms_pre=100, max_per_img=30)
     cfg.model.test_cfg.rcnn.update(score_thr=0.0)
     init_default_scope(cfg.default_scope)
     torch.manual_seed(0)

@@ -152,7 +152,8 @@ def augmented_train(root: Path, num: int, workers: int) -> dict:
     print(f"data: {name}: {stats['images']} images ({stats['made']} made, {stats['reused']} reused) "
           f"in {stats['seconds']:.0f} s", flush=True)
     return {"train_dataloader.dataset.ann_file": f"{name}/annotations.json",
-            "train_dataloader.dataset.data_prefix.img": f"{name}/x/"}
+            "train_dataloader.dataset.data_prefix.img": f"{name}/x/",
+            "train_dataloader.dataset.data_prefix.seg": f"{name}/semantic/"}  # HTC/SCNet
 
 
 # --------------------------------------------------------------------------- results
@@ -325,9 +326,12 @@ def main(argv=None):
     work_dir = Path(args.work_dir or f"work_dirs/{name}_real512")
     options = {"data_root": str(root), **(args.cfg_options or {})}
     train_options = dict(options)
+    cfg = load_config(args.config, dict(options), str(work_dir))
     if args.aug:
-        train_options.update(augmented_train(root, args.aug, args.aug_workers))
-    cfg = load_config(args.config, dict(train_options), str(work_dir))
+        aug = augmented_train(root, args.aug, args.aug_workers)
+        if "seg" not in cfg.train_dataloader.dataset.get("data_prefix", {}):
+            del aug["train_dataloader.dataset.data_prefix.seg"]  # no semantic branch
+        train_options.update(aug)
 
     train_s = None
     if not args.skip_train:

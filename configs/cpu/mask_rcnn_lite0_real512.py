@@ -17,3 +17,15 @@ model = dict(
     backbone=_base_.efficientnet_lite0,
     neck=dict(in_channels=_base_.efficientnet_lite_channels['lite0'],
               norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)))
+
+# 200 iterations at batch 4 (3.4 epochs of 238 images): sized for 2 CPU cores shared with other
+# jobs (see benchmarks/real_segpc/README.md for the measured times).
+max_iters = 200
+val_interval = 100
+train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1),
+]
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=val_interval))
