@@ -1,7 +1,6 @@
 """benchmarks/real_segpc/run.py --ensemble: votes work dirs' prediction dumps and scores them."""
 import json
 
-import numpy as np
 import pytest
 
 from helpers import cell, tool
@@ -35,7 +34,7 @@ def test_ensemble_of_work_dirs_is_voted_and_scored(real_data, root, tmp_path):
     dirs = [tmp_path / n for n in ("a", "b", "c")]
     for d, drop in zip(dirs, (2, 0, 0)):  # the reference misses half the cells; the others add them
         d.mkdir()
-        save_dump(truth_dump(val, drop), d / "predictions.pkl")
+        save_dump(truth_dump(val, drop), d / "predictions.json")
     out = tmp_path / "ens"
     run = ["benchmarks/real_segpc/run.py", "--data", str(real_data), "--root", str(root)]
     tool(*run, "--ensemble", *map(str, dirs), "--work-dir", str(out))
@@ -45,4 +44,4 @@ def test_ensemble_of_work_dirs_is_voted_and_scored(real_data, root, tmp_path):
     assert (out / "results.md").is_file() and len(list((out / "submission").glob("*.bmp"))) == 362
 
     missing = tool(*run, "--tta", "--ensemble", *map(str, dirs), "--work-dir", str(out), check=False)
-    assert missing.returncode == 2 and str(dirs[0] / "predictions_tta.pkl") in missing.stderr
+    assert missing.returncode == 2 and str(dirs[0] / "predictions_tta.json") in missing.stderr
