@@ -10,7 +10,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Score a checkpoint with the SegPC mIoU; write predictions.")
     p.add_argument("config")
     p.add_argument("checkpoint")
-    p.add_argument("--out", metavar="PRED.json", help="write the prediction dump (cells as RLE)")
+    p.add_argument("--out", metavar="PRED.json", help="write the prediction dump (cells as RLE); with PanNukeMetric "
+                   "PRED.npy, PanNuke's (N, H, W, 6) layout for tools/eval_pq.py")
     p.add_argument("--submission", metavar="DIR",
                    help="write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20); "
                         "DIR must be new, empty or (with --overwrite) a previous submission")
@@ -36,7 +37,11 @@ def main(argv=None):
                    score_thr=args.score_thr, work_dir=args.work_dir, cfg_options=args.cfg_options,
                    format_only=args.format_only, tta=args.tta,
                    overwrite=args.overwrite)
-    if result is not None:
+    from segpc.evaluation.pq import PQResult
+
+    if isinstance(result, PQResult):  # PanNukeMetric
+        print(result.format())
+    elif result is not None:
         print(f"mIoU: {result.mIoU:.6f}\nnum_gt: {result.num_gt}  num_pred: {result.num_pred}")
 
 

@@ -13,7 +13,9 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
          overwrite: bool = False):
     """Run ``checkpoint`` on the config's test split.
 
-    Returns the exact :class:`~segpc.evaluation.miou.MIoUResult` (``None`` with ``format_only``).
+    Returns the exact :class:`~segpc.evaluation.miou.MIoUResult` (``None`` with ``format_only``);
+    with ``PanNukeMetric``, :class:`~segpc.evaluation.pq.PQResult`, and ``out`` is the ``.npy``
+    of predictions in PanNuke's layout.
 
     ``tta``: flip test-time augmentation (:func:`segpc.models.tta.apply_tta`).
     ``overwrite``: replace a previous submission in ``submission`` (never a folder holding
@@ -32,8 +34,11 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
     check_data(cfg, keys=("test_dataloader",))
     cfg.load_from = checkpoint
     evaluator = cfg.test_evaluator
-    if evaluator.get("type") != "SegPCMetric":
-        raise SegPCError(config, "test_evaluator must be SegPCMetric to write dumps and submissions")
+    kind = evaluator.get("type")
+    if kind not in ("SegPCMetric", "PanNukeMetric"):
+        raise SegPCError(config, "test_evaluator must be SegPCMetric or PanNukeMetric to write predictions")
+    if submission and kind != "SegPCMetric":
+        raise SegPCError(config, "--submission needs SegPCMetric (PanNuke predictions: --out PRED.npy)")
     if out:
         evaluator.outfile = out
     if submission:

@@ -39,12 +39,22 @@ def train(config: str, work_dir: Optional[str] = None, resume: Union[bool, str] 
         latest = resume if isinstance(resume, str) else find_latest_checkpoint(cfg.work_dir)
         if latest is not None:  # none in the work dir: mmengine starts from scratch
             check_checkpoint(latest, "checkpoint to resume from")
+    check_load_from(cfg)
     cpu_threads()
     setup_launcher(cfg, launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
     shutdown_distributed()
     return runner
+
+
+def check_load_from(cfg) -> None:
+    """A local ``load_from`` (weights to start from, e.g. COCO-trained) that is missing: one line."""
+    path = cfg.get("load_from")
+    if path and "://" not in path and not osp.isfile(path):
+        from segpc.io import SegPCError
+        raise SegPCError(path, "checkpoint to start from (load_from) not found: download the file named in "
+                               "the config, or pass --cfg-options load_from=PATH (load_from=None: no weights)")
 
 
 def shutdown_distributed() -> None:

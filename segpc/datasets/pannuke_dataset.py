@@ -1,0 +1,47 @@
+"""``PanNukeDataset`` (mmdet's COCO dataset over tools/convert_pannuke.py's output) and
+``BoxesFromMasks`` (tight boxes after a geometric transform)."""
+from __future__ import annotations
+
+import os
+
+from mmcv.transforms import BaseTransform
+from mmdet.datasets import CocoDataset
+from mmdet.registry import DATASETS, TRANSFORMS
+
+from segpc.datasets.pannuke import HOW_TO_GET_DATA
+from segpc.evaluation.pq import CLASSES
+from segpc.io import SegPCError
+
+
+@DATASETS.register_module()
+class PanNukeDataset(CocoDataset):
+    """A converted PanNuke fold: five nucleus classes (``metainfo=dict(classes=('Neoplastic',))``
+    for a file converted with ``--classes neoplastic``)."""
+
+    METAINFO = {
+        "classes": CLASSES,
+        "palette": [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 140, 0)],
+    }
+
+    def load_data_list(self) -> list[dict]:
+        if not os.path.isfile(self.ann_file):
+            raise SegPCError(self.ann_file, f"annotation file not found: {HOW_TO_GET_DATA}")
+        img_dir = self.data_prefix.get("img", "")
+        if img_dir and not os.path.isdir(img_dir):
+            raise SegPCError(img_dir, f"image folder not found: {HOW_TO_GET_DATA}")
+        return super().load_data_list()
+
+
+@TRANSFORMS.register_module()
+class BoxesFromMasks(BaseTransform):
+    """Replace ``gt_bboxes`` by the tight boxes of ``gt_masks``.
+
+    mmdet's ``Rotate`` rotates a box's corners, which makes every box larger than its (rotated)
+    mask; put this after it. Instances whose mask left the image keep an empty box; follow
+    with ``FilterAnnotations`` to drop them.
+    """
+
+    def transform(self, results: dict) -> dict:
+        if results.get("gt_masks") is not None and results.get("gt_bboxes") is not None:
+            results["gt_bboxes"] = results["gt_masks"].get_bboxes(dst_type="hbox")
+        return results
