@@ -52,13 +52,17 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
 
 def check_data(cfg: Config, keys: tuple = ("train_dataloader", "val_dataloader")) -> None:
     """Fail early, in one line, when a split's annotation file is missing."""
-    from segpc.datasets.segpc_dataset import require_file
+    from segpc.datasets import pannuke
+    from segpc.datasets.segpc_dataset import HOW_TO_GET_DATA
 
     for key in keys:
         loader = cfg.get(key)
         ds = loader.get("dataset") if loader else None
         if ds and ds.get("ann_file"):
-            require_file(osp.join(ds.get("data_root") or "", ds["ann_file"]))
+            path = osp.join(ds.get("data_root") or "", ds["ann_file"])
+            how = pannuke.HOW_TO_GET_DATA if ds.get("type") == "PanNukeDataset" else HOW_TO_GET_DATA
+            if not osp.isfile(path):
+                raise SegPCError(path, f"annotation file not found: {how}")
 
 
 def cpu_threads() -> None:

@@ -17,6 +17,7 @@ import os.path as osp
 from typing import Optional, Sequence
 
 import numpy as np
+import torch
 from mmdet.evaluation.metrics import CocoMetric
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
@@ -115,7 +116,8 @@ class PanNukeMetric(BaseMetric):
             keep = np.flatnonzero(scores >= self.score_thr)
             h, w = sample["ori_shape"]
             if len(keep):
-                masks = pred["masks"][keep].cpu().numpy().astype(bool)
+                idx = torch.as_tensor(keep, device=pred["masks"].device)
+                masks = pred["masks"][idx].cpu().numpy().astype(bool)
                 maps = instance_maps(masks, pred["labels"].cpu().numpy()[keep], scores[keep], num_classes)
             else:
                 maps = np.zeros((h, w, num_classes), np.int32)

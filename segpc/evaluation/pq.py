@@ -43,7 +43,7 @@ TISSUES = (
     "Thyroid", "Uterus",
 )
 MATCH_IOU = 0.5
-_LUT_MAX = 1 << 22  # ids below this are relabelled through a lookup table, above through unique()
+_LUT_MAX = 1 << 18  # ids below this are relabelled through a lookup table, above through unique()
 
 
 def relabel(label: np.ndarray) -> tuple[np.ndarray, int]:
