@@ -8,6 +8,7 @@ import pytest
 from helpers import tool
 from segpc.datasets.pannuke import convert_fold, load_fold, write_synthetic_folds
 from segpc.evaluation.pq import CLASSES, TISSUES
+from segpc.io import SegPCError
 from segpc.structures import decode
 
 
@@ -135,10 +136,14 @@ def test_convert_refuses_a_folder_with_other_files(tmp_path, folds):
     proc = tool("tools/convert_pannuke.py", folds / "Fold 1", out, "--no-progress", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {out}: ") and "did not write" in proc.stderr
     assert keep.read_bytes() == b"weights" and sorted(p.name for p in out.iterdir()) == [keep.name]
-    # a previous conversion is replaced
+    proc = tool("tools/convert_pannuke.py", folds / "Fold 1", out, "--overwrite", "--no-progress", check=False)
+    assert proc.returncode == 2 and keep.read_bytes() == b"weights"
+    # a previous conversion is replaced with --overwrite only
     ok = tmp_path / "ok"
     convert_fold(folds / "Fold 1", ok, progress=False)
-    convert_fold(folds / "Fold 2", ok, "neoplastic", progress=False)
+    with pytest.raises(SegPCError, match="--overwrite"):
+        convert_fold(folds / "Fold 2", ok, "neoplastic", progress=False)
+    convert_fold(folds / "Fold 2", ok, "neoplastic", progress=False, overwrite=True)
     assert json.loads((ok / "annotations.json").read_text())["info"]["classes"] == "neoplastic"
 
 

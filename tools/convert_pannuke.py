@@ -14,14 +14,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "and OUT_DIR/annotations.json (COCO, exact RLE, tissue per image).")
     parser.add_argument("fold_dir", metavar="FOLD_DIR",
                         help="PanNuke's 'Fold k' folder (images/foldk/, masks/foldk/) or a folder with the three .npy files")
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (new, empty, or a previous conversion)")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder, new or empty")
     parser.add_argument("--classes", choices=("all", "neoplastic"), default="all",
                         help="five categories (default) or Neoplastic nuclei only")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a previous conversion in OUT_DIR (a folder holding other files is never replaced)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     from segpc.datasets.pannuke import convert_fold, summarize
 
-    coco = convert_fold(args.fold_dir, args.out_dir, args.classes, progress=not args.no_progress)
+    coco = convert_fold(args.fold_dir, args.out_dir, args.classes, progress=not args.no_progress,
+                        overwrite=args.overwrite)
     print(summarize(coco, args.out_dir))
     return 0
 

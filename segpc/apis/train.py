@@ -49,12 +49,19 @@ def train(config: str, work_dir: Optional[str] = None, resume: Union[bool, str] 
 
 
 def check_load_from(cfg) -> None:
-    """A local ``load_from`` (weights to start from, e.g. COCO-trained) that is missing: one line."""
+    """A local ``load_from`` (weights to start from, e.g. COCO-trained) missing or corrupt: one line."""
+    import os.path as osp
+
+    from segpc.engine.checkpoint import check_checkpoint
+    from segpc.io import SegPCError
+
     path = cfg.get("load_from")
-    if path and "://" not in path and not osp.isfile(path):
-        from segpc.io import SegPCError
+    if not path or "://" in path:
+        return
+    if not osp.isfile(path):
         raise SegPCError(path, "checkpoint to start from (load_from) not found: download the file named in "
                                "the config, or pass --cfg-options load_from=PATH (load_from=None: no weights)")
+    check_checkpoint(path, "checkpoint to start from (load_from)")
 
 
 def shutdown_distributed() -> None:

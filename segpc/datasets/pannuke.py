@@ -153,40 +153,25 @@ def image_annotations(maps: Sequence[np.ndarray], channels: Sequence[int]) -> li
     return anns
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    """Refuse a non-empty output folder unless it holds only a previous conversion."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise SegPCError(out_dir, "exists and is not a folder")
-    foreign = [p.name for p in out_dir.iterdir() if p.name not in (IMG_DIR, ANN_FILE)]
-    img_dir = out_dir / IMG_DIR
-    if img_dir.is_dir():
-        foreign += [f"{IMG_DIR}/{p.name}" for p in img_dir.iterdir() if p.suffix != ".png" or not p.is_file()]
-    elif img_dir.exists():
-        foreign.append(IMG_DIR)
-    if foreign:
-        shown = ", ".join(sorted(foreign)[:3]) + (", ..." if len(foreign) > 3 else "")
-        raise SegPCError(out_dir, f"output folder holds files convert_pannuke.py did not write ({shown}); "
-                                  "choose an empty or new folder")
+# What convert_fold writes into OUT_DIR (segpc.io.check_output_dir: only these may be replaced).
+OUTPUT_FILES = (r"annotations\.json", r"images/[^/]+\.png")
 
 
 def convert_fold(fold_dir: str | os.PathLike, out_dir: str | os.PathLike, classes: str = "all",
-                 progress: bool = True) -> dict:
+                 progress: bool = True, overwrite: bool = False) -> dict:
     """Write ``out_dir/images/<index>.png`` and ``out_dir/annotations.json``; returns the COCO dict.
 
     ``classes``: ``"all"`` (five categories) or ``"neoplastic"`` (Neoplastic nuclei only, as in the
     Mask R-CNN study). Every image is kept, with or without nuclei (the fold's order and length
     are the prediction layout's). Image ``id`` = fold index + 1; ``tissue`` and ``pannuke_index``
-    are kept per image, ``instance_id`` (PanNuke's id) per annotation. A previous conversion in
-    ``out_dir`` is replaced; any other file there makes it refuse.
+    are kept per image, ``instance_id`` (PanNuke's id) per annotation. ``out_dir`` must be new or
+    empty, or (``overwrite``) hold a previous conversion; any other file there makes it refuse.
     """
     if classes not in CLASS_SETS:
         raise SegPCError(None, f"--classes must be one of {', '.join(CLASS_SETS)}, got {classes!r}")
     channels = CLASS_SETS[classes]
     fold = load_fold(fold_dir)
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
     width = max(5, len(str(len(fold) - 1)))
     coco = {
         "info": {"description": f"PanNuke fold {Path(fold_dir).name}, converted by segpc",
@@ -194,7 +179,7 @@ def convert_fold(fold_dir: str | os.PathLike, out_dir: str | os.PathLike, classe
         "images": [], "annotations": [],
         "categories": [{"id": k, "name": CLASSES[c], "pannuke_channel": c} for k, c in enumerate(channels, 1)],
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, OUTPUT_FILES, overwrite) as tmp:
         (tmp / IMG_DIR).mkdir()
         for i in tqdm(range(len(fold)), desc="convert", unit="img", disable=not progress):
             img = image_uint8(np.asarray(fold.images[i]), fold.images_path, i)
