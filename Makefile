@@ -29,9 +29,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q $(TORCH) $(PINS)
 	@# mmcv has no wheels for modern torch: build it from source with ops (about 10 min on
 	@# 2 cores the first time; pip caches the wheel, so later setups take seconds).
+	@# CUDA ops where torch sees a GPU (or FORCE_CUDA=1): scripts/cuda_toolkit.py installs
+	@# torch's own CUDA compiler from PyPI when no matching nvcc is found and prints the build's
+	@# FORCE_CUDA/CUDA_HOME (nothing on the CPU path). That build skips pip's cache: a cached
+	@# CPU-ops wheel must not stand in for it.
 	@$(PY) -c "import mmcv, mmcv.ops" 2>/dev/null || \
-	  { echo "installing $(MMCV) with ops (built from source the first time: ~10 min on 2 cores; then from the pip cache)"; \
-	    MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-build-isolation $(MMCV); }
+	  { cuda_env=$$($(PY) scripts/cuda_toolkit.py) || exit 1; \
+	    if [ -n "$$cuda_env" ]; then echo "installing $(MMCV) with CUDA ops (built from source: about 2 h on 2 cores, minutes on 16; see benchmarks/README.md, GPU setup)"; \
+	      env $$cuda_env MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-cache-dir --no-build-isolation $(MMCV); \
+	    else echo "installing $(MMCV) with ops (built from source the first time: ~10 min on 2 cores; then from the pip cache)"; \
+	      MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-build-isolation $(MMCV); fi; }
 	$(PIP) install -q $(MMDET)
 	@# torchvision only where it loads (the registry's build needs CUDA torch libraries).
 	@$(PY) scripts/maybe_torchvision.py $(PY)
