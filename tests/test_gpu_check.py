@@ -58,10 +58,10 @@ def test_train_options_fix_the_iterations(bench):
                         train_dataloader=dict(batch_size=2))
     o = bench.train_options(epochs, 30, "data/x", 10)
     assert o["train_dataloader.dataset.indices"] == 60 and o["train_cfg.max_epochs"] == 1
-    assert o["train_cfg.val_interval"] > 1 and o["model.backbone.init_cfg"] is None
+    assert o["train_cfg.val_begin"] == 2 and o["model.backbone.init_cfg"] is None  # no validation
     iters = ConfigDict(train_cfg=dict(max_iters=4, val_interval=2), train_dataloader=dict(batch_size=2))
     o = bench.train_options(iters, 3, "data/x", 1)
-    assert (o["train_cfg.max_iters"], o["train_cfg.val_interval"], o["data_root"]) == (3, 4, "data/x")
+    assert (o["train_cfg.max_iters"], o["train_cfg.val_begin"], o["data_root"]) == (3, 4, "data/x")
     assert "train_dataloader.dataset.indices" not in o
     assert bench.cfg_args({"a.b": None, "c": 2}) == ["--cfg-options", "a.b=None", "c=2"]
 
@@ -78,9 +78,9 @@ def test_parse_miou_and_budget(bench, tmp_path):
 
 def test_bench_arguments(bench):
     a = bench.parse_args(["--out-dir", "o", "--dry-run"])
-    assert (a.models, a.iters, a.log_interval) == ([bench.DRY_MODEL], 2, 1)
+    assert (a.models, a.iters, a.log_interval, a.test_images) == ([bench.DRY_MODEL], 2, 1, 2)
     a = bench.parse_args(["--out-dir", "o"])
-    assert (a.models, a.iters, a.log_interval) == (bench.ZOO, 30, 10)
+    assert (a.models, a.iters, a.log_interval, a.test_images) == (bench.ZOO, 30, 10, None)
     with pytest.raises(SystemExit):
         bench.parse_args(["--out-dir", "o", "--iters", "0"])
 

@@ -19,8 +19,9 @@
 5. writes ``OUT/gpu_check.json`` and ``OUT/gpu_check.md``; every command's output is appended to
    ``OUT/gpu_check.log``.
 
-``--dry-run`` runs the same steps on a CPU in seconds: the test suite's micro Mask R-CNN
-(``configs/fixture/mask_rcnn_micro.py``), 2 iterations, no AMP (CUDA only).
+``--dry-run`` runs the same steps on a CPU in a few minutes: the test suite's micro Mask R-CNN
+(``configs/fixture/mask_rcnn_micro.py``), 2 iterations, no AMP (CUDA only), the TTA test on 2
+validation images.
 Exit status 1 when a run failed (the JSON says which).
 """
 from __future__ import annotations
@@ -75,12 +76,14 @@ def train_options(cfg, iters: int, data_root: str, log_interval: int) -> dict:
     """``--cfg-options`` that make ``cfg`` train for exactly ``iters`` iterations, no validation."""
     opts = {"data_root": data_root, "model.backbone.init_cfg": None, "randomness.seed": 0,
             "default_hooks.logger.interval": log_interval}
+    # mmengine's loops validate at the last epoch/iteration whatever val_interval says: a
+    # val_begin after the end is what turns validation off.
     if "max_epochs" in cfg.train_cfg:  # the zoo: one epoch over the first iters x batch images
-        opts |= {"train_cfg.max_epochs": 1, "train_cfg.val_interval": 2,
+        opts |= {"train_cfg.max_epochs": 1, "train_cfg.val_begin": 2,
                  "train_dataloader.dataset.indices": iters * cfg.train_dataloader.batch_size,
                  "default_hooks.checkpoint.interval": 1}
     else:
-        opts |= {"train_cfg.max_iters": iters, "train_cfg.val_interval": iters + 1,
+        opts |= {"train_cfg.max_iters": iters, "train_cfg.val_begin": iters + 1,
                  "default_hooks.checkpoint.interval": iters}
     return opts
 
@@ -159,7 +162,8 @@ def markdown(res: dict) -> str:
     e = res["environment"]
     lines = [f"GPU check, {res['date']}: {e.get('gpu', 'no GPU')}, {e['cores']} cores; Python {e['python']}, "
              f"torch {e['torch']} (CUDA {e['cuda']}), mmcv {e['mmcv']}, mmdet {e['mmdet']}, numpy {e['numpy']}.",
-             f"Data: {res['data']}; {res['iters']} iterations per run, from scratch.", "",
+             f"Data: {res['data']}; {res['iters']} iterations per run, from scratch; TTA test on "
+             f"{res.get('test_images') or 'all'} validation images.", "",
              "| config | AMP | batch | s/iter | data s/iter | images/s | peak GPU MiB | last loss | wall s | rc |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["train"]:
@@ -185,6 +189,8 @@ def parse_args(argv=None):
     p.add_argument("--log-interval", type=int, help="iterations per logged window (default 10; dry run 1)")
     p.add_argument("--no-amp", action="store_true", help="skip the --amp runs (always on a CPU)")
     p.add_argument("--no-tta", action="store_true", help="skip the tools/test.py --tta runs")
+    p.add_argument("--test-images", type=int, help="test the first N validation images only (default: "
+                   "all 60; dry run 2)")
     p.add_argument("--data", help="real SegPC folder holding train_512 (default: run.py's lookup)")
     p.add_argument("--root", default="data/segpc_real512", help="where the split and COCO files go")
     p.add_argument("--work-dir", default="work_dirs/gpu_check", help="the runs' work dirs go under it")
@@ -200,6 +206,7 @@ def parse_args(argv=None):
         args.models = args.models or [DRY_MODEL]
         args.iters = args.iters or 2
         args.log_interval = args.log_interval or 1
+        args.test_images = args.test_images or 2
     args.models = args.models or ZOO
     args.iters = args.iters or 30
     args.log_interval = args.log_interval or 10
@@ -218,7 +225,7 @@ def main(argv=None) -> int:
     py = sys.executable
     amp_modes = [False] if args.no_amp or not torch.cuda.is_available() else [False, True]
     res = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "environment": environment(),
-           "iters": args.iters, "train": [], "tta": [],
+           "iters": args.iters, "test_images": args.test_images, "train": [], "tta": [],
            "amp_skipped": None if len(amp_modes) == 2 else ("--no-amp" if args.no_amp else "no CUDA device")}
     if args.extra and Path(args.extra).is_file():
         res |= json.loads(Path(args.extra).read_text())
@@ -256,8 +263,9 @@ def main(argv=None) -> int:
     for model, config, work in [] if args.no_tta else tested:
         last = REPO / work / "last_checkpoint"
         ckpt = last.read_text().strip() if last.is_file() else str(work / "missing_checkpoint.pth")
+        subset = [f"test_dataloader.dataset.indices={args.test_images}"] if args.test_images else []
         cmd = [py, "tools/test.py", config, ckpt, "--tta", "--work-dir", str(work / "tta"),
-               "--cfg-options", f"data_root={args.root}"]
+               "--cfg-options", f"data_root={args.root}"] + subset
         print(f"test --tta: {model}", flush=True)
         rc, dt, text = run_logged(cmd, log, clock.left())
         res["tta"].append({"config": model, "rc": rc, "wall_s": round(dt, 1), "command": shlex.join(cmd[1:]),

@@ -20,8 +20,9 @@ PY=${PY:-python3}
 PACK=.gpu                       # git-ignored; the device tool carries it (carry: [".gpu"])
 MMCV=mmcv==2.1.0
 # What the GPU machine's image lacks (its list: the device tool's KINDS.md); one version each.
+# setuptools < 81: mmcv 2.1.0's setup.py imports pkg_resources (as the Makefile pins it).
 WHEELS="mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.10 shapely==2.1.2 addict==2.4.0 yapf==0.43.0
-        platformdirs==4.3.8 termcolor==3.1.0 terminaltables==3.1.10"
+        platformdirs==4.3.8 termcolor==3.1.0 terminaltables==3.1.10 setuptools==80.9.0"
 
 die() { echo "check.sh: $*" >&2; exit 2; }
 
