@@ -190,10 +190,18 @@ def _vote_cell(voters: list[tuple[_Masks, int]], tie: str) -> Optional[dict]:
     if cell.area == 0:
         return None
     nucleus = vote([m.crop(i, "nucleus") for m, i in voters], anchor=0, tie=rule) & cell
-    return {"score": mean_score([m.cells[i]["score"] for m, i in voters]),
-            "bbox": list(cell.box),
-            "cell": cell.to_rle(),
-            "nucleus": nucleus.to_rle() if nucleus.area else None}
+    return with_category({"score": mean_score([m.cells[i]["score"] for m, i in voters]),
+                          "bbox": list(cell.box),
+                          "cell": cell.to_rle(),
+                          "nucleus": nucleus.to_rle() if nucleus.area else None},
+                         voters[0][0].cells[voters[0][1]])
+
+
+def with_category(voted: dict, ref: dict) -> dict:
+    """A voted cell takes the reference cell's ``category`` (Sartorius dumps), if it has one."""
+    if "category" in ref:
+        voted["category"] = ref["category"]
+    return voted
 
 
 def ensemble_image(models: list[list[dict]], min_iou: float, quorum: int, tie: str,
@@ -256,6 +264,66 @@ def ensemble_dumps(dumps: Sequence[dict], min_iou: float = DEFAULT_MIN_IOU, quor
         images.append({k: v for k, v in img.items() if k != "cells"} | {"cells": cells})
     dump = make_dump(images)
     dump["ensemble"] = {"models": len(dumps), "min_iou": float(min_iou), "quorum": quorum, "tie": tie, **stats}
+    if sources is not None:
+        dump["ensemble"]["sources"] = [str(s) for s in sources]
+    return dump
+
+
+# --------------------------------------------------------------------------- mask NMS
+
+DEFAULT_NMS_IOU = 0.4
+
+
+def _nms_image(models: list[list[dict]], iou_thr, stats: dict, where: str) -> list[dict]:
+    pool = [c for cells in models for c in cells]  # model by model, each in dump order
+    order = sorted(range(len(pool)), key=lambda i: -float(pool[i]["score"]))  # stable
+    groups: dict = {}
+    for i in order:
+        groups.setdefault(pool[i].get("category"), []).append(i)
+    keep = []
+    for cat, idx in groups.items():
+        if isinstance(iou_thr, dict):
+            if cat not in iou_thr:
+                raise SegPCError(None, f"{where}: no NMS IoU threshold for category {cat!r} "
+                                       "(cells without a category need one number)")
+            thr = iou_thr[cat]
+        else:
+            thr = float(iou_thr)
+        ious = rle_iou([pool[i]["cell"] for i in idx], [pool[i]["cell"] for i in idx])
+        kept_pos: list[int] = []
+        for pos, i in enumerate(idx):
+            if area(pool[i]["cell"]) == 0 or (kept_pos and ious[pos, kept_pos].max() > thr):
+                stats["suppressed"] += 1
+                continue
+            kept_pos.append(pos)
+            keep.append(i)
+    stats["kept"] += len(keep)
+    rank = {i: r for r, i in enumerate(order)}
+    return [pool[i] for i in sorted(keep, key=rank.__getitem__)]
+
+
+def nms_dumps(dumps: Sequence[dict], iou_thr=DEFAULT_NMS_IOU, sources: Optional[Sequence[str]] = None) -> dict:
+    """Merge prediction dumps by mask non-maximum suppression, class by class.
+
+    Per image, the cells of all dumps are pooled and taken by decreasing score (ties: dump
+    order, then cell order); a cell is dropped when its whole-cell mask IoU with a cell already
+    kept *of the same category* is greater than that category's threshold. ``iou_thr``: one
+    number, or ``{category: threshold}`` for dumps whose cells carry a ``category``
+    (Sartorius). Cells keep their own masks and scores. Returns a dump with the first dump's
+    images and an ``"ensemble"`` entry ``{"method": "nms", "models", "iou_thr", "kept",
+    "suppressed"}``; the dumps must hold the same images at the same sizes (:func:`check_dumps`).
+    """
+    check_dumps(dumps, sources, None, DEFAULT_MIN_IOU)
+    by_name = [{str(img["name"]): img for img in d["images"]} for d in dumps]
+    stats = {"kept": 0, "suppressed": 0}
+    images = []
+    for img in dumps[0]["images"]:
+        name = str(img["name"])
+        cells = _nms_image([d[name]["cells"] for d in by_name], iou_thr, stats, f"image {name!r}")
+        images.append({k: v for k, v in img.items() if k != "cells"} | {"cells": cells})
+    dump = make_dump(images)
+    thr = dict(iou_thr) if isinstance(iou_thr, dict) else float(iou_thr)
+    dump["ensemble"] = {"method": "nms", "models": len(dumps), "iou_thr": thr, **stats}
     if sources is not None:
         dump["ensemble"]["sources"] = [str(s) for s in sources]
     return dump

@@ -4,13 +4,15 @@ Configs load this with ``custom_imports = dict(imports=['segpc.register'])``.
 """
 from segpc.engine.checkpoint import allow_mmengine_checkpoints
 from segpc.datasets.pannuke_dataset import BoxesFromMasks, PanNukeDataset  # noqa: F401
+from segpc.datasets.sartorius_dataset import SartoriusDataset
 from segpc.datasets.segpc_dataset import SegPCDataset
 from segpc.engine.hooks import UnfreezeBackboneHook  # noqa: F401
 from segpc.evaluation.pannuke_metric import PanNukeMetric  # noqa: F401
 from segpc.evaluation.metric import SegPCMetric
+from segpc.evaluation.sartorius_metric import SartoriusMetric
 from segpc.models.efficientnet_lite import EfficientNetLite  # noqa: F401
 from segpc.models.tta import SegPCTTAModel  # noqa: F401
 
 allow_mmengine_checkpoints()
 
-__all__ = ["SegPCDataset", "SegPCMetric"]
+__all__ = ["SartoriusDataset", "SartoriusMetric", "SegPCDataset", "SegPCMetric"]

@@ -9,10 +9,11 @@ import pytest
 import kaggle_ap_reference as ref
 from helpers import tool
 from segpc.datasets.sartorius import (
-    convert_sartorius, image_class, parse_per_class, postprocess_image, read_submission,
+    convert_sartorius, write_sartorius_coco, image_class, parse_per_class, postprocess_image, read_submission,
     write_submission_csv,
 )
 from segpc.datasets.sartorius_synthetic import write_sartorius_synthetic
+from segpc.ensemble import ensemble_dumps, nms_dumps
 from segpc.evaluation.kaggle_ap import evaluate_csv, score_image
 from segpc.io import SegPCError
 from segpc.structures import (
@@ -271,6 +272,22 @@ def test_metric_parity_with_dense_reference(tmp_path):
         [r["id"], r["annotation"]] for r in csv.DictReader(open(truth))], ["id", "predicted"])).score == 1.0
 
 
+def test_validation_split_and_coco_truth(tmp_path):
+    ids = write_sartorius_synthetic(tmp_path, 4, seed=5, size=(130, 176), max_cells=8)
+    truth = tmp_path / "train.csv"
+    train, val = write_sartorius_coco(truth, tmp_path / "train", tmp_path / "t.json", progress=False,
+                                      val_json=tmp_path / "v.json", num_val=1, seed=0)
+    names = [im["file_name"][:-4] for im in train["images"] + val["images"]]
+    assert sorted(names) == sorted(ids) and len(val["images"]) == 1
+    assert {a["image_id"] for a in val["annotations"]} == {val["images"][0]["id"]}
+    sub = ref.perturbed_submission(truth, tmp_path / "sub.csv", 0)
+    by_csv = evaluate_csv(truth, sub)
+    by_coco = evaluate_csv(tmp_path / "v.json", sub)  # untransposed RLEs from the COCO file
+    (name,) = by_coco.per_image
+    assert by_coco.per_image[name] == by_csv.per_image[name]
+    assert len(by_coco.unmatched_pred_images) == 3
+
+
 def test_eval_tool_prints_score_and_json(tmp_path):
     truth = write_csv(tmp_path / "t.csv", [row("a", "1 10", 10, 10, "cort"), row("b", "1 10", 10, 10, "astro")])
     sub = write_csv(tmp_path / "s.csv", [["a", "1 10"], ["b", "1 6"], ["zz", "1 1"]], ["id", "predicted"])
@@ -283,3 +300,47 @@ def test_eval_tool_prints_score_and_json(tmp_path):
     bad = write_csv(tmp_path / "bad.csv", [["a", "1 200"]], ["id", "predicted"])
     proc = tool("tools/eval_kaggle_ap.py", truth, bad, check=False)
     assert proc.returncode == 2 and str(bad) in proc.stderr and "line 2 (id a)" in proc.stderr
+
+
+# --------------------------------------------------------------------------- merging models
+
+
+def _dump(*cells):
+    return make_dump([{"name": "a", "img_id": 1, "height": 20, "width": 30, "cells": list(cells)}])
+
+
+def test_nms_per_category_thresholds():
+    a = rect(0, 10, 0, 10)
+    b = rect(0, 10, 0, 8)    # IoU(a, b) = 0.8
+    c = rect(0, 10, 0, 5)    # IoU(a, c) = 0.5
+    d1 = _dump(_cell(a, 0.9, "astro"), _cell(c, 0.3, "astro"))
+    d2 = _dump(_cell(b, 0.95, "astro"), _cell(a, 0.5, "cort"))
+    out = nms_dumps([d1, d2], {"shsy5y": 0.5, "astro": 0.6, "cort": 0.5})
+    # astro by score: b (0.95) kept, a (0.9; IoU 0.8 > 0.6) dropped, c (IoU(b, c) = 50/80 = 0.625) dropped;
+    # cort a is another category: kept
+    cells = out["images"][0]["cells"]
+    assert [(x["score"], x["category"]) for x in cells] == [(0.95, "astro"), (0.5, "cort")]
+    assert out["ensemble"] == {"method": "nms", "models": 2, "kept": 2, "suppressed": 2,
+                               "iou_thr": {"shsy5y": 0.5, "astro": 0.6, "cort": 0.5}}
+    out = nms_dumps([d1, d2], {"shsy5y": 0.5, "astro": 0.7, "cort": 0.5})  # c: 0.625 <= 0.7 kept
+    assert [x["score"] for x in out["images"][0]["cells"]] == [0.95, 0.5, 0.3]
+    with pytest.raises(SegPCError, match="category"):
+        nms_dumps([_dump({**_cell(a, 0.9, "astro"), "category": None}), d2], {"astro": 0.5})
+
+
+def test_vote_keeps_the_reference_category():
+    a, b = rect(0, 10, 0, 10), rect(0, 10, 0, 9)
+    out = ensemble_dumps([_dump(_cell(a, 0.9, "cort")), _dump(_cell(b, 0.7, "astro"))], min_iou=0.85)
+    (cell,) = out["images"][0]["cells"]
+    assert cell["category"] == "cort" and cell["score"] == pytest.approx(0.8)
+
+
+def test_ensemble_tool_nms(tmp_path):
+    from segpc.structures import load_dump, save_dump
+
+    a, b = rect(0, 10, 0, 10), rect(0, 10, 0, 8)
+    save_dump(_dump(_cell(a, 0.9, "astro")), tmp_path / "1.pkl")
+    save_dump(_dump(_cell(b, 0.95, "astro")), tmp_path / "2.pkl")
+    tool("tools/ensemble.py", tmp_path / "1.pkl", tmp_path / "2.pkl", "--method", "nms",
+         "--nms-iou", "astro=0.9", "--out", tmp_path / "e.pkl")
+    assert [c["score"] for c in load_dump(tmp_path / "e.pkl")["images"][0]["cells"]] == [0.95, 0.9]

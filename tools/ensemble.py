@@ -23,6 +23,13 @@ def parse_args(argv=None):
     p.add_argument("--tie", choices=("out", "reference"), default="out",
                    help="a pixel exactly half of an even number of voters have: out (default, the "
                         "winners' rule votes > n/2) or in if the reference cell has it")
+    p.add_argument("--method", choices=("vote", "nms"), default="vote",
+                   help="vote: the IoU-matched majority vote above (default); nms: mask non-maximum "
+                        "suppression over all inputs' cells by decreasing score, class by class (Sartorius "
+                        "dumps: per category), keeping cells as they are")
+    p.add_argument("--nms-iou", metavar="SPEC", default="0.4",
+                   help="nms: a cell is dropped when its IoU with a kept cell of its category is above this; "
+                        "one number, or per category shsy5y=0.3,astro=0.4,cort=0.5 (default 0.4)")
     p.add_argument("--out", required=True, metavar="ENS.json", help="write the ensembled dump here (JSON)")
     p.add_argument("--submission", metavar="DIR",
                    help="also write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20); "
@@ -41,13 +48,26 @@ def main(argv=None):
     if args.submission:  # refuse before any work
         check_output_dir(args.submission, SUBMISSION_FILES, args.overwrite)
     paths = [args.ref, *args.others]
-    ens = ensemble_dumps(load_inputs(paths), min_iou=args.min_iou, quorum=args.quorum, sources=paths,
-                         tie=args.tie)
+    dumps = load_inputs(paths)
+    if args.method == "nms":
+        from segpc.datasets.sartorius import parse_per_class
+        from segpc.ensemble import nms_dumps
+
+        try:
+            thr = float(args.nms_iou)
+        except ValueError:
+            thr = parse_per_class(args.nms_iou, "--nms-iou")
+        ens = nms_dumps(dumps, thr, sources=paths)
+    else:
+        ens = ensemble_dumps(dumps, min_iou=args.min_iou, quorum=args.quorum, sources=paths, tie=args.tie)
     save_dump(ens, args.out)
     s = ens["ensemble"]
     n = sum(len(img["cells"]) for img in ens["images"])
-    print(f"{len(ens['images'])} images, {n} cells: {s['voted']} voted, {s['kept']} reference cells kept "
-          f"as they are, {s['added']} added from the other dumps ({s['duplicates']} duplicates dropped)")
+    if args.method == "nms":
+        print(f"{len(ens['images'])} images, {n} cells kept, {s['suppressed']} suppressed")
+    else:
+        print(f"{len(ens['images'])} images, {n} cells: {s['voted']} voted, {s['kept']} reference cells kept "
+              f"as they are, {s['added']} added from the other dumps ({s['duplicates']} duplicates dropped)")
     print(f"dump: {args.out}")
     if args.submission:
         write_submission(ens, args.submission, overwrite=args.overwrite)

@@ -14,10 +14,12 @@ def parse_args(argv=None):
                    "PRED.npy, PanNuke's (N, H, W, 6) layout for tools/eval_pq.py")
     p.add_argument("--submission", metavar="DIR",
                    help="write the challenge submission: <id>_<k>.bmp per cell (nucleus 40, cytoplasm 20); "
-                        "DIR must be new, empty or (with --overwrite) a previous submission")
+                        "DIR must be new, empty or (with --overwrite) a previous submission; for a "
+                        "Sartorius config the submission CSV file (id,predicted)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a previous submission in DIR (a folder holding other files is never replaced)")
-    p.add_argument("--score-thr", type=float, help="minimum cell score (default: the config's, 0.5)")
+    p.add_argument("--score-thr", type=float,
+                   help="minimum cell score (default: the config's, 0.5; Sartorius: per image class)")
     p.add_argument("--format-only", action="store_true",
                    help="only write --out/--submission, no scoring (a split without ground truth)")
     p.add_argument("--tta", action="store_true",
@@ -41,8 +43,12 @@ def main(argv=None):
 
     if isinstance(result, PQResult):  # PanNukeMetric
         print(result.format())
-    elif result is not None:
+    elif hasattr(result, "mIoU"):
         print(f"mIoU: {result.mIoU:.6f}\nnum_gt: {result.num_gt}  num_pred: {result.num_pred}")
+    elif result is not None:  # a Sartorius config: the Kaggle AP
+        from segpc.evaluation.kaggle_ap import format_result
+
+        print(format_result(result))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,12 @@ def check_data(cfg: Config, keys: tuple = ("train_dataloader", "val_dataloader")
         ds = loader.get("dataset") if loader else None
         if ds and ds.get("ann_file"):
             path = osp.join(ds.get("data_root") or "", ds["ann_file"])
-            how = pannuke.HOW_TO_GET_DATA if ds.get("type") == "PanNukeDataset" else HOW_TO_GET_DATA
+            if ds.get("type") == "PanNukeDataset":
+                how = pannuke.HOW_TO_GET_DATA
+            elif ds.get("type") == "SartoriusDataset":
+                from segpc.datasets.sartorius_dataset import HOW_TO_GET_DATA as how
+            else:
+                how = HOW_TO_GET_DATA
             if not osp.isfile(path):
                 raise SegPCError(path, f"annotation file not found: {how}")
 

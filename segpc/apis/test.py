@@ -15,7 +15,8 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
 
     Returns the exact :class:`~segpc.evaluation.miou.MIoUResult` (``None`` with ``format_only``);
     with ``PanNukeMetric``, :class:`~segpc.evaluation.pq.PQResult`, and ``out`` is the ``.npy``
-    of predictions in PanNuke's layout.
+    of predictions in PanNuke's layout; with ``SartoriusMetric``,
+    :class:`~segpc.evaluation.kaggle_ap.KaggleAPResult`, and ``submission`` is a CSV file.
 
     ``tta``: flip test-time augmentation (:func:`segpc.models.tta.apply_tta`).
     ``overwrite``: replace a previous submission in ``submission`` (never a folder holding
@@ -35,17 +36,22 @@ def test(config: str, checkpoint: str, out: Optional[str] = None, submission: Op
     cfg.load_from = checkpoint
     evaluator = cfg.test_evaluator
     kind = evaluator.get("type")
-    if kind not in ("SegPCMetric", "PanNukeMetric"):
-        raise SegPCError(config, "test_evaluator must be SegPCMetric or PanNukeMetric to write predictions")
-    if submission and kind != "SegPCMetric":
+    if kind not in ("SegPCMetric", "PanNukeMetric", "SartoriusMetric"):
+        raise SegPCError(config, "test_evaluator must be SegPCMetric, PanNukeMetric or SartoriusMetric "
+                                 "to write predictions")
+    if submission and kind == "PanNukeMetric":
         raise SegPCError(config, "--submission needs SegPCMetric (PanNuke predictions: --out PRED.npy)")
     if out:
         evaluator.outfile = out
-    if submission:
+    if submission and kind == "SegPCMetric":  # a folder of masks
         evaluator.submission_dir = submission
         evaluator.overwrite = overwrite
-    if score_thr is not None:
-        evaluator.score_thr = score_thr
+    elif submission:  # Sartorius: a CSV file
+        evaluator.submission = submission
+    if score_thr is not None:  # Sartorius: the same threshold for every image class
+        from segpc.datasets.sartorius import CELL_TYPES
+
+        evaluator.score_thr = dict.fromkeys(CELL_TYPES, score_thr) if kind == "SartoriusMetric" else score_thr
     if format_only:
         evaluator.format_only = True
     if tta:

@@ -225,14 +225,41 @@ def convert_sartorius(csv_path: str | os.PathLike, img_dir: str | os.PathLike, f
     }
 
 
+def subset(coco: dict, names: Iterable[str]) -> dict:
+    """The COCO dict restricted to the images whose file stem is in ``names`` (ids kept)."""
+    names = set(names)
+    keep = {img["id"] for img in coco["images"] if Path(img["file_name"]).stem in names}
+    return {**coco, "images": [img for img in coco["images"] if img["id"] in keep],
+            "annotations": [a for a in coco["annotations"] if a["image_id"] in keep]}
+
+
 def write_sartorius_coco(csv_path: str | os.PathLike, img_dir: str | os.PathLike, out_json: str | os.PathLike,
-                         fill_holes: bool = False, progress: bool = True) -> dict:
-    """:func:`convert_sartorius`, then write the COCO JSON atomically; returns the COCO dict."""
-    if Path(out_json).is_dir():
-        raise SegPCError(out_json, "output is a folder, expected a .json file path")
+                         fill_holes: bool = False, progress: bool = True, val_json: str | os.PathLike | None = None,
+                         num_val: int = 0, seed: int = 0) -> tuple[dict, Optional[dict]]:
+    """:func:`convert_sartorius`, then write the COCO JSON atomically; returns the COCO dict(s).
+
+    With ``val_json`` and ``num_val``, ``num_val`` images drawn with ``seed``
+    (:func:`segpc.datasets.split.split_ids`) go to ``val_json`` and the others to ``out_json``.
+    """
+    from segpc.datasets.split import split_ids
+
+    for path in (out_json, val_json):
+        if path is not None and Path(path).is_dir():
+            raise SegPCError(path, "output is a folder, expected a .json file path")
+    if (val_json is None) != (not num_val):
+        raise SegPCError(None, "a validation split needs both a validation file and a number of images")
     coco = convert_sartorius(csv_path, img_dir, fill_holes=fill_holes, progress=progress)
-    write_json(coco, out_json)
-    return coco
+    if val_json is None:
+        write_json(coco, out_json)
+        return coco, None
+    names = [Path(img["file_name"]).stem for img in coco["images"]]
+    if not 0 < num_val < len(names):
+        raise SegPCError(csv_path, f"cannot hold out {num_val} of its {len(names)} images")
+    train, val = split_ids(names, num_val, seed)
+    train_coco, val_coco = subset(coco, train), subset(coco, val)
+    write_json(val_coco, val_json)
+    write_json(train_coco, out_json)
+    return train_coco, val_coco
 
 
 def summarize(coco: dict) -> str:
@@ -352,6 +379,8 @@ def write_submission_csv(dump: dict, out_csv: str | os.PathLike, score_thr: Opti
     with an empty ``predicted`` (every image is listed). Returns ``{"images", "cells",
     "classes": {image class: number of images}}``.
     """
+    if Path(out_csv).is_dir():
+        raise SegPCError(out_csv, "is a folder: the Sartorius submission is a CSV file")
     rows, classes = [], Counter()
     images = dump["images"]
     for img in tqdm(images, desc="submission", unit="img", disable=not progress):

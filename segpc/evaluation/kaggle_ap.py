@@ -126,29 +126,76 @@ def evaluate(gt: Mapping[str, tuple[Optional[str], Sequence[dict]]], pred: Mappi
                           tuple(sorted(n for n, p in pred.items() if n not in gt and len(p))))
 
 
-def evaluate_csv(truth_csv: str | os.PathLike, submission_csv: str | os.PathLike,
-                 progress: bool = False) -> KaggleAPResult:
-    """Score a submission CSV (``id,predicted``) against a Sartorius annotation CSV.
+def load_coco_truth(ann_file: str | os.PathLike) -> tuple[dict, dict]:
+    """A COCO file (``tools/convert_sartorius.py``) → ``(gt, sizes)``: image name (file stem) →
+    ``(cell type, RLEs)`` and → ``(H, W)``. The cell type is the image entry's ``cell_type``, else
+    its annotations' most frequent category name. Polygons and uncompressed RLEs are accepted."""
+    from collections import Counter
+    from pathlib import Path
 
-    Image sizes come from the truth's ``width``/``height``; cell types from its ``cell_type``
-    (optional). Masks are compared in Kaggle's row-major run order (transposed RLEs, no decoding).
+    from pycocotools import mask as mask_utils
+
+    from segpc.io import load_json
+
+    coco = load_json(ann_file)
+    try:
+        cats = {c["id"]: c["name"] for c in coco["categories"]}
+        images = {img["id"]: img for img in coco["images"]}
+        rles: dict = {i: [] for i in images}
+        names: dict = {i: [] for i in images}
+        for ann in coco["annotations"]:
+            img = images[ann["image_id"]]
+            h, w = int(img["height"]), int(img["width"])
+            seg = ann["segmentation"]
+            if isinstance(seg, list):
+                seg = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+            elif isinstance(seg.get("counts"), list):
+                seg = mask_utils.frPyObjects(seg, h, w)
+            if isinstance(seg["counts"], bytes):
+                seg = {"size": seg["size"], "counts": seg["counts"].decode("ascii")}
+            rles[ann["image_id"]].append(seg)
+            names[ann["image_id"]].append(cats[ann["category_id"]])
+    except (KeyError, TypeError, AttributeError) as e:
+        raise SegPCError(ann_file, f"not a COCO instances file ({type(e).__name__}: {e})") from None
+    gt, sizes = {}, {}
+    for i, img in images.items():
+        name = Path(img["file_name"]).stem
+        cell_type = img.get("cell_type") or (Counter(names[i]).most_common(1)[0][0] if names[i] else None)
+        gt[name] = (cell_type, rles[i])
+        sizes[name] = (int(img["height"]), int(img["width"]))
+    return gt, sizes
+
+
+def evaluate_csv(truth: str | os.PathLike, submission_csv: str | os.PathLike,
+                 progress: bool = False) -> KaggleAPResult:
+    """Score a submission CSV (``id,predicted``) against a Sartorius annotation CSV, or a COCO file.
+
+    A truth CSV (train.csv layout) gives image sizes (``width``/``height``) and cell types
+    (``cell_type``, optional); masks are then compared in Kaggle's row-major run order
+    (transposed RLEs, no decoding). A ``.json`` truth is a COCO file (:func:`load_coco_truth`),
+    e.g. the validation split of ``tools/convert_sartorius.py --val-json``.
     """
     from segpc.datasets.sartorius import decode_cell, read_annotations, read_submission
+    from segpc.structures import kaggle_to_rle
 
-    truth = read_annotations(truth_csv, require_cell_type=False)
-    sub = read_submission(submission_csv)
-    gt = {}
-    for img_id, img in truth.items():
-        gt[img_id] = (img.cell_type, [decode_cell(truth_csv, line, img_id, text, img.height, img.width,
-                                                  kaggle_to_rle_t) for line, text in img.cells])
+    if str(truth).lower().endswith(".json"):
+        gt, sizes = load_coco_truth(truth)
+        to_rle = kaggle_to_rle
+    else:
+        images = read_annotations(truth, require_cell_type=False)
+        gt, sizes = {}, {}
+        for img_id, img in images.items():
+            sizes[img_id] = (img.height, img.width)
+            gt[img_id] = (img.cell_type, [decode_cell(truth, line, img_id, text, img.height, img.width,
+                                                      kaggle_to_rle_t) for line, text in img.cells])
+        to_rle = kaggle_to_rle_t
     pred = {}
-    for img_id, cells in sub.items():
-        if img_id not in truth:
+    for img_id, cells in read_submission(submission_csv).items():
+        if img_id not in gt:
             pred[img_id] = cells
             continue
-        img = truth[img_id]
-        pred[img_id] = [decode_cell(submission_csv, line, img_id, text, img.height, img.width, kaggle_to_rle_t)
-                        for line, text in cells]
+        h, w = sizes[img_id]
+        pred[img_id] = [decode_cell(submission_csv, line, img_id, text, h, w, to_rle) for line, text in cells]
     return evaluate(gt, pred, progress=progress)
 
 

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from segpc.ensemble import DEFAULT_MIN_IOU, ensemble_dumps, mean_score, sort_cells
+from segpc.ensemble import DEFAULT_MIN_IOU, ensemble_dumps, mean_score, sort_cells, with_category
 from segpc.structures import bbox_xyxy, decode, encode
 
 
@@ -66,10 +66,10 @@ def dense_image(models: list[list[dict]], min_iou: float, quorum: int, tie: str,
             c = majority([cells[m][i] for m, i in voters])
             if c.any():
                 nuc = majority([nuclei[m][i] for m, i in voters]) & c
-                new = {"score": mean_score([models[m][i]["score"] for m, i in voters]),
-                       "bbox": bbox_xyxy(encode(c)),
-                       "cell": encode(c),
-                       "nucleus": encode(nuc) if nuc.any() else None}
+                new = with_category({"score": mean_score([models[m][i]["score"] for m, i in voters]),
+                                     "bbox": bbox_xyxy(encode(c)),
+                                     "cell": encode(c),
+                                     "nucleus": encode(nuc) if nuc.any() else None}, cell)
         if new is None:
             out.append(cell)
             stats["kept"] += 1
