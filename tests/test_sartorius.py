@@ -17,7 +17,7 @@ from segpc.ensemble import ensemble_dumps, nms_dumps
 from segpc.evaluation.kaggle_ap import evaluate_csv, score_image
 from segpc.io import SegPCError
 from segpc.structures import (
-    area, bbox_xyxy, decode, encode, kaggle_decode, kaggle_encode, kaggle_runs, kaggle_to_rle,
+    bbox_xyxy, decode, encode, kaggle_decode, kaggle_encode, kaggle_runs, kaggle_to_rle,
     kaggle_to_rle_t, make_dump, rle_to_kaggle,
 )
 

@@ -12,7 +12,6 @@ import os.path as osp
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmdet.registry import METRICS
@@ -59,9 +58,12 @@ class SartoriusMetric(BaseMetric):
             pred = sample["pred_instances"]
             labels = pred["labels"].cpu().numpy()
             scores = pred["scores"].cpu().numpy()
-            masks = pred["masks"].cpu().numpy() if len(labels) else np.zeros((0, 1, 1), bool)
+            masks = pred["masks"]
+            rles = []  # in chunks: up to 1000 full-frame masks per image
+            for i in range(0, len(labels), 100):
+                rles += encode_many(masks[i:i + 100].cpu().numpy())
             cells = [{"score": float(s), "bbox": bbox_xyxy(rle), "cell": rle, "category": CELL_TYPES[int(k)]}
-                     for rle, k, s in zip(encode_many(masks), labels, scores)]
+                     for rle, k, s in zip(rles, labels, scores)]
             h, w = sample["ori_shape"]
             self.results.append({"name": Path(sample["img_path"]).stem, "img_id": sample["img_id"],
                                  "height": int(h), "width": int(w), "cells": cells})
