@@ -10,7 +10,7 @@ warm-up:
   (a) ours:      segpc.evaluation.kaggle_ap.evaluate_csv, what tools/eval_kaggle_ap.py runs
                  (transposed RLEs straight from the run-length text, pycocotools IoUs on
                  box-overlapping pairs, exact counts for pairs above 0.5);
-  (b) reference: tests/kaggle_ap_reference.evaluate_csv, every mask decoded to the full frame
+  (b) reference: segpc.testing.kaggle_ap.evaluate_csv, every mask decoded to the full frame
                  and every truth/prediction pair of an image compared on it.
 
 Both must give the same score (exit 1 otherwise). Prints best and median wall seconds and the
@@ -19,7 +19,6 @@ ratio reference / ours.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import statistics
 import sys
@@ -31,16 +30,7 @@ import numpy as np
 
 from segpc.datasets.sartorius_synthetic import write_sartorius_synthetic
 from segpc.evaluation.kaggle_ap import evaluate_csv
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_reference():
-    """The dense reference kept under tests/ (loaded from its file: tests/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("kaggle_ap_reference", REPO / "tests" / "kaggle_ap_reference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from segpc.testing import kaggle_ap as ref
 
 
 def timed(fn, *args):
@@ -56,7 +46,6 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="timed runs of ours")
     p.add_argument("--ref-repeat", type=int, default=1, help="timed runs of the reference")
     args = p.parse_args(argv)
-    ref = load_reference()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_sartorius_synthetic(tmp, args.num, seed=args.seed)

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
             train(CONFIG, work_dir=str(wd), cfg_options={**opts, "randomness.seed": m})
             times[f"train model {m}"] = time.time() - t
         for tta, bucket in ((False, plain), (True, flipped)):
-            out = wd / ("tta.pkl" if tta else "plain.pkl")
+            out = wd / ("tta.json" if tta else "plain.json")
             if not out.is_file():
                 t = time.time()
                 test(CONFIG, str(ckpt), out=str(out), work_dir=str(wd), cfg_options=dict(opts), tta=tta)

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-import kaggle_ap_reference as ref
 from helpers import tool
 from segpc.datasets.sartorius import (
     convert_sartorius, write_sartorius_coco, image_class, parse_per_class, postprocess_image, read_submission,
@@ -16,6 +15,7 @@ from segpc.datasets.sartorius_synthetic import write_sartorius_synthetic
 from segpc.ensemble import ensemble_dumps, nms_dumps
 from segpc.evaluation.kaggle_ap import evaluate_csv, score_image
 from segpc.io import SegPCError
+from segpc.testing import kaggle_ap as ref
 from segpc.structures import (
     bbox_xyxy, decode, encode, kaggle_decode, kaggle_encode, kaggle_runs, kaggle_to_rle,
     kaggle_to_rle_t, make_dump, rle_to_kaggle,
@@ -339,8 +339,8 @@ def test_ensemble_tool_nms(tmp_path):
     from segpc.structures import load_dump, save_dump
 
     a, b = rect(0, 10, 0, 10), rect(0, 10, 0, 8)
-    save_dump(_dump(_cell(a, 0.9, "astro")), tmp_path / "1.pkl")
-    save_dump(_dump(_cell(b, 0.95, "astro")), tmp_path / "2.pkl")
-    tool("tools/ensemble.py", tmp_path / "1.pkl", tmp_path / "2.pkl", "--method", "nms",
-         "--nms-iou", "astro=0.9", "--out", tmp_path / "e.pkl")
-    assert [c["score"] for c in load_dump(tmp_path / "e.pkl")["images"][0]["cells"]] == [0.95, 0.9]
+    save_dump(_dump(_cell(a, 0.9, "astro")), tmp_path / "1.json")
+    save_dump(_dump(_cell(b, 0.95, "astro")), tmp_path / "2.json")
+    tool("tools/ensemble.py", tmp_path / "1.json", tmp_path / "2.json", "--method", "nms",
+         "--nms-iou", "astro=0.9", "--out", tmp_path / "e.json")
+    assert [c["score"] for c in load_dump(tmp_path / "e.json")["images"][0]["cells"]] == [0.95, 0.9]

@@ -29,7 +29,7 @@ def test_csv_coco_train_predict_submission_score(tmp_path):
     tool("tools/train.py", CONFIG, "--work-dir", work, *opts)
     assert list(work.glob("best_sartorius_AP_iter_*.pth")), "best checkpoint by sartorius/AP"
 
-    pred, sub = tmp_path / "pred.pkl", tmp_path / "sub.csv"
+    pred, sub = tmp_path / "pred.json", tmp_path / "sub.csv"
     out = tool("tools/test.py", CONFIG, work / "iter_4.pth", "--out", pred, "--submission", sub,
                "--score-thr", "0.0", *opts)
     score = printed_score(out.stdout)
@@ -47,7 +47,7 @@ def test_csv_coco_train_predict_submission_score(tmp_path):
     assert sub2.read_bytes() == sub.read_bytes()
 
     # Flip TTA runs on the same checkpoint and writes a dump of the same images.
-    tta = tmp_path / "tta.pkl"
+    tta = tmp_path / "tta.json"
     out = tool("tools/test.py", CONFIG, work / "iter_4.pth", "--tta", "--out", tta, *opts)
     assert printed_score(out.stdout)
     assert sorted(img["name"] for img in load_dump(tta)["images"]) == sorted(val_ids)

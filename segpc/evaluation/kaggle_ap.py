@@ -133,9 +133,8 @@ def load_coco_truth(ann_file: str | os.PathLike) -> tuple[dict, dict]:
     from collections import Counter
     from pathlib import Path
 
-    from pycocotools import mask as mask_utils
-
     from segpc.io import load_json
+    from segpc.structures.rle import compressed, polygons_to_rle
 
     coco = load_json(ann_file)
     try:
@@ -147,13 +146,7 @@ def load_coco_truth(ann_file: str | os.PathLike) -> tuple[dict, dict]:
             img = images[ann["image_id"]]
             h, w = int(img["height"]), int(img["width"])
             seg = ann["segmentation"]
-            if isinstance(seg, list):
-                seg = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-            elif isinstance(seg.get("counts"), list):
-                seg = mask_utils.frPyObjects(seg, h, w)
-            if isinstance(seg["counts"], bytes):
-                seg = {"size": seg["size"], "counts": seg["counts"].decode("ascii")}
-            rles[ann["image_id"]].append(seg)
+            rles[ann["image_id"]].append(polygons_to_rle(seg, (h, w)) if isinstance(seg, list) else compressed(seg))
             names[ann["image_id"]].append(cats[ann["category_id"]])
     except (KeyError, TypeError, AttributeError) as e:
         raise SegPCError(ann_file, f"not a COCO instances file ({type(e).__name__}: {e})") from None

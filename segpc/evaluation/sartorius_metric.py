@@ -65,7 +65,7 @@ class SartoriusMetric(BaseMetric):
             cells = [{"score": float(s), "bbox": bbox_xyxy(rle), "cell": rle, "category": CELL_TYPES[int(k)]}
                      for rle, k, s in zip(rles, labels, scores)]
             h, w = sample["ori_shape"]
-            self.results.append({"name": Path(sample["img_path"]).stem, "img_id": sample["img_id"],
+            self.results.append({"name": Path(sample["img_path"]).stem, "img_id": int(sample["img_id"]),
                                  "height": int(h), "width": int(w), "cells": cells})
 
     def compute_metrics(self, results: list) -> dict:

@@ -1,5 +1,5 @@
 """Straightforward dense implementation of the Kaggle cell-competition metric: the yardstick for
-:mod:`segpc.evaluation.kaggle_ap` (tests and ``benchmarks/bench_kaggle_ap.py``).
+:mod:`segpc.evaluation.kaggle_ap` (``tests/test_sartorius.py``, ``benchmarks/bench_kaggle_ap.py``).
 
 A port of the public implementations (the Data Science Bowl 2018 "example metric implementation",
 reused for Sartorius): every mask decoded to the full frame, the IoU of every ground-truth /
