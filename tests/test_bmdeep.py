@@ -183,3 +183,49 @@ def test_image_cells_to_dump_and_submission(tmp_path):
     assert decode(cells[0]["nucleus"]).sum() == 100
     both = image_cells([NUC], cand, "filter", ranges={0.5: (0, 1), 1.75: (0, 1)})
     assert [c["scale"] for c in both] == [0.5, 1.75]
+
+
+# --------------------------------------------------------------------------- the two-stage predictor
+
+
+class _StubModel:
+    """Stands in for an mmseg model: logits +10 where ``fn(input)`` is true, -10 elsewhere."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def data_preprocessor(self, data, training):
+        import torch
+        return {"inputs": torch.stack(data["inputs"]).float()}
+
+    def inference(self, inputs, metas):
+        import torch
+        return torch.stack([torch.where(torch.from_numpy(self.fn(x.permute(1, 2, 0).numpy())), 10.0, -10.0)[None]
+                            for x in inputs])
+
+
+def test_predict_image_wires_both_stages():
+    pytest.importorskip("torch")
+    from segpc.apis.bmdeep import Stage, TwoStage, predict_image
+
+    image = np.full((100, 120, 3), 200, np.uint8)
+    image[40:50, 40:50] = 20     # a dark nucleus of 100 px
+    image[10:15, 100:105] = 20   # 25 px: 6 px at the input size, dropped (< 20)
+    nucleus = Stage(_StubModel(lambda x: x[..., 0] < 100), (50, 60))  # input at half size: 25 px
+    # the "cell": the nucleus channel grown by 3 px on every side (16x16 = 256 px, cytoplasm 156)
+    grow = Stage(_StubModel(lambda x: ndimage_dilate(x[..., 3] > 0, 3)), (64, 64))
+    p = TwoStage(nucleus, {1.75: grow, 3.0: grow}, ranges={1.75: (0.4, 200.0), 3.0: (0.4, 1.0)},
+                  min_area=20)
+    cells = predict_image(p, image)
+    assert [c["scale"] for c in cells] == [1.75]  # ratio 1.56: outside 3.0's range (0.4, 1.0)
+    m = decode(cells[0]["cell"])
+    assert m.sum() == 256 and m[37:53, 37:53].all() and decode(cells[0]["nucleus"]).sum() == 100
+    assert cells[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    p.aggregate = "select"
+    p.ranges = {1.75: (0.0, 1.0), 3.0: (0.0, 200.0)}
+    assert [c["scale"] for c in predict_image(p, image)] == [3.0]
+
+
+def ndimage_dilate(mask, r):
+    from scipy import ndimage
+    return ndimage.binary_dilation(mask, structure=np.ones((2 * r + 1, 2 * r + 1), bool))

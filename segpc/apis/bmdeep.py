@@ -1,0 +1,177 @@
+"""The bmdeep two-stage predictor: what ``tools/predict_bmdeep.py`` runs.
+
+A *two-stage spec* (``configs/bmdeep/two_stage.py``) names the nucleus U-Net config, one
+cytoplasm config per crop scale with the scale's ratio range, the thresholds and the
+aggregation; checkpoints are given separately. For every image:
+
+1. the nucleus network's probability at its ``input_size`` (the image resized bilinearly) →
+   nucleus instances (:func:`segpc.bmdeep.postprocess.nucleus_instances`);
+2. for every scale and nucleus, the 4-channel crop (:mod:`segpc.datasets.crops`) → the
+   cytoplasm network's probability → the cell region (threshold, opening, holes, largest
+   component), mapped back to the image and united with the nucleus; its score is the mean
+   probability over the region;
+3. the scales aggregated (``'filter'`` or ``'select'``, :func:`segpc.bmdeep.postprocess.aggregate`).
+
+The output is the project's prediction dump (each cell also records its ``scale``) and the
+same folder as ``tools/predict.py`` writes (:func:`segpc.apis.predict.write_outputs`), scored by
+``tools/eval_miou.py`` and accepted by ``tools/ensemble.py`` like any other.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import numpy as np
+
+from segpc.bmdeep.postprocess import (AGGREGATES, cytoplasm_region, image_cells, nucleus_instances,
+                                      with_nucleus)
+from segpc.datasets.crops import INPUT_SIZE, equalize, fit_to_input, from_input, make_crop, to_input
+from segpc.io import SegPCError, read_image
+from segpc.structures import CropMask, make_dump
+
+
+@dataclass
+class Stage:
+    """A loaded network: the mmseg model (eval mode) and its input size ``(H, W)``."""
+
+    model: object
+    input_size: tuple[int, int]
+
+
+@dataclass
+class TwoStage:
+    """The loaded predictor (:func:`load_two_stage`)."""
+
+    nucleus: Stage
+    cytoplasm: dict[float, Stage]
+    ranges: dict[float, tuple[float, float]]
+    nucleus_threshold: float = 0.5
+    min_area: int = 80
+    cytoplasm_threshold: float = 0.48
+    kernel: int = 3
+    aggregate: str = "filter"
+    batch_size: int = 16
+    meta: dict = field(default_factory=dict)
+
+
+def _scale_key(s) -> float:
+    return round(float(s), 6)
+
+
+def load_stage(config: str, checkpoint: str, device: str, default_size: Optional[int] = None) -> Stage:
+    """An mmseg model from ``config`` + ``checkpoint``; its input size is the config's
+    ``input_size`` (H, W) or ``crop_size``."""
+    from mmseg.apis import init_model
+
+    from segpc.apis.config import load_config
+    from segpc.engine.checkpoint import check_checkpoint
+
+    check_checkpoint(checkpoint)
+    cfg = load_config(config)
+    size = cfg.get("input_size") or cfg.get("crop_size") or default_size
+    if size is None:
+        raise SegPCError(config, "config has no input_size or crop_size")
+    size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    model = init_model(cfg, checkpoint, device=device)
+    return Stage(model.eval(), size)
+
+
+def load_two_stage(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Mapping[float, str],
+                   aggregate: Optional[str] = None, device: Optional[str] = None) -> TwoStage:
+    """Load a two-stage spec with its checkpoints (``{scale: checkpoint}``, one per spec scale)."""
+    import torch
+    from mmengine.config import Config
+
+    if not osp.isfile(spec):
+        raise SegPCError(spec, "two-stage spec not found")
+    s = Config.fromfile(spec)
+    here = osp.dirname(osp.abspath(spec))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    aggregate = aggregate or s.get("aggregate", "filter")
+    if aggregate not in AGGREGATES:
+        raise SegPCError(spec, f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+    ckpts = {_scale_key(k): v for k, v in cytoplasm_checkpoints.items()}
+    scales = [_scale_key(c["scale"]) for c in s.cytoplasm]
+    missing, extra = sorted(set(scales) - set(ckpts)), sorted(set(ckpts) - set(scales))
+    if missing or extra:
+        raise SegPCError(spec, f"cytoplasm checkpoints must match the spec's scales {scales}: "
+                               f"missing {missing}, unknown {extra}")
+    nuc = s.nucleus
+    cyto = {}
+    for c in s.cytoplasm:
+        cyto[_scale_key(c["scale"])] = load_stage(osp.join(here, c["config"]), ckpts[_scale_key(c["scale"])],
+                                                  device, INPUT_SIZE)
+    return TwoStage(
+        nucleus=load_stage(osp.join(here, nuc["config"]), nucleus_checkpoint, device),
+        cytoplasm=cyto,
+        ranges={_scale_key(c["scale"]): tuple(c.get("range", (-np.inf, np.inf))) for c in s.cytoplasm},
+        nucleus_threshold=float(nuc.get("threshold", 0.5)), min_area=int(nuc.get("min_area", 80)),
+        cytoplasm_threshold=float(s.get("cytoplasm_threshold", 0.48)), kernel=int(s.get("kernel", 3)),
+        aggregate=aggregate, meta=dict(spec=spec))
+
+
+def probabilities(stage: Stage, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Sigmoid probability maps (input size) of ``(H, W, C)`` uint8 inputs at the stage's size."""
+    import torch
+
+    model = stage.model
+    out = []
+    h, w = stage.input_size
+    meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), padding_size=[0, 0, 0, 0])
+    with torch.no_grad():
+        for i in range(0, len(inputs), 16):
+            batch = [torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))) for x in inputs[i:i + 16]]
+            data = model.data_preprocessor({"inputs": batch}, False)
+            logits = model.inference(data["inputs"], [meta] * len(batch))
+            out.extend(torch.sigmoid(logits[:, 0]).cpu().numpy())
+    return out
+
+
+def predict_image(p: TwoStage, image: np.ndarray) -> list[dict]:
+    """The dump cells of one BGR image."""
+    import cv2
+
+    frame = image.shape[:2]
+    h, w = p.nucleus.input_size
+    (prob,) = probabilities(p.nucleus, [cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)])
+    nuclei = nucleus_instances(prob, frame, threshold=p.nucleus_threshold, kernel=p.kernel, min_area=p.min_area)
+    eq = equalize(image)
+    candidates: list[dict[float, tuple[CropMask, float]]] = [{} for _ in nuclei]
+    for scale, stage in p.cytoplasm.items():
+        crops = []
+        for nucleus in nuclei:
+            crop, window = make_crop(eq, nucleus, scale)
+            fit = fit_to_input(window.shape, stage.input_size[0])
+            crops.append((to_input(crop, fit), fit, window))
+        probs = probabilities(stage, [c[0] for c in crops])
+        for i, ((_, fit, window), cprob) in enumerate(zip(crops, probs)):
+            region = cytoplasm_region(cprob, p.cytoplasm_threshold, p.kernel)
+            score = float(cprob[region].mean()) if region.any() else 0.0
+            candidates[i][scale] = (with_nucleus(from_input(region, fit, window), nuclei[i]), score)
+    return image_cells(nuclei, candidates, p.aggregate, p.ranges)
+
+
+def predict_bmdeep(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Mapping[float, str],
+                   images_dir: str, out_dir: str, aggregate: Optional[str] = None,
+                   device: Optional[str] = None, progress: bool = True, overwrite: bool = False) -> dict:
+    """Predict every image of ``images_dir`` with the two stages; write ``out_dir`` as
+    ``tools/predict.py`` does; returns the dump."""
+    from tqdm import tqdm
+
+    from segpc.apis.predict import OUTPUT_FILES, list_images, write_outputs
+    from segpc.io import check_output_dir
+
+    images = list_images(images_dir)
+    check_output_dir(out_dir, OUTPUT_FILES, overwrite)
+    predictor = load_two_stage(spec, nucleus_checkpoint, cytoplasm_checkpoints, aggregate, device)
+    ids = [int(p.stem) for p in images] if all(p.stem.isdigit() for p in images) else list(range(len(images)))
+    entries = []
+    for i, path in enumerate(tqdm(images, desc="bmdeep", unit="img", disable=not progress)):
+        image = read_image(path)
+        entries.append({"name": path.stem, "img_id": ids[i], "height": image.shape[0], "width": image.shape[1],
+                        "cells": predict_image(predictor, image)})
+    dump = make_dump(entries)
+    dump["bmdeep"] = {"aggregate": predictor.aggregate, "scales": sorted(predictor.cytoplasm)}
+    write_outputs(dump, {p.stem: p for p in images}, out_dir, overwrite)
+    return dump
