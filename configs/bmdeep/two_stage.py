@@ -1,6 +1,7 @@
 # The bmdeep two-stage predictor (segpc/apis/bmdeep.py, tools/predict_bmdeep.py): the nucleus
 # U-Net, one cytoplasm network per crop scale, the published thresholds and the scale filter.
-# Config paths are relative to this file; checkpoints are given on the command line.
+# Config paths are relative to this file; checkpoints are given on the command line. An entry may
+# set `select_threshold` (aggregate='select'; default: the upper bound of its range).
 nucleus = dict(config='nucleus_unet.py', threshold=0.5, kernel=3, min_area=80)
 cytoplasm = [
     dict(scale=0.5, config='cytoplasm_s050.py', range=(0.0, 0.8)),

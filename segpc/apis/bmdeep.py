@@ -51,7 +51,7 @@ class TwoStage:
     cytoplasm_threshold: float = 0.48
     kernel: int = 3
     aggregate: str = "filter"
-    batch_size: int = 16
+    select_thresholds: Optional[dict[float, float]] = None  # default: the ranges' upper bounds
     meta: dict = field(default_factory=dict)
 
 
@@ -108,10 +108,12 @@ def load_two_stage(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Ma
         ranges={_scale_key(c["scale"]): tuple(c.get("range", (-np.inf, np.inf))) for c in s.cytoplasm},
         nucleus_threshold=float(nuc.get("threshold", 0.5)), min_area=int(nuc.get("min_area", 80)),
         cytoplasm_threshold=float(s.get("cytoplasm_threshold", 0.48)), kernel=int(s.get("kernel", 3)),
-        aggregate=aggregate, meta=dict(spec=spec))
+        aggregate=aggregate, meta=dict(spec=spec),
+        select_thresholds={_scale_key(c["scale"]): float(c["select_threshold"])
+                           for c in s.cytoplasm if "select_threshold" in c} or None)
 
 
-def probabilities(stage: Stage, inputs: list[np.ndarray]) -> list[np.ndarray]:
+def probabilities(stage: Stage, inputs: list[np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
     """Sigmoid probability maps (input size) of ``(H, W, C)`` uint8 inputs at the stage's size."""
     import torch
 
@@ -120,8 +122,8 @@ def probabilities(stage: Stage, inputs: list[np.ndarray]) -> list[np.ndarray]:
     h, w = stage.input_size
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), padding_size=[0, 0, 0, 0])
     with torch.no_grad():
-        for i in range(0, len(inputs), 16):
-            batch = [torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))) for x in inputs[i:i + 16]]
+        for i in range(0, len(inputs), batch_size):
+            batch = [torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1))) for x in inputs[i:i + batch_size]]
             data = model.data_preprocessor({"inputs": batch}, False)
             logits = model.inference(data["inputs"], [meta] * len(batch))
             out.extend(torch.sigmoid(logits[:, 0]).cpu().numpy())
@@ -149,7 +151,7 @@ def predict_image(p: TwoStage, image: np.ndarray) -> list[dict]:
             region = cytoplasm_region(cprob, p.cytoplasm_threshold, p.kernel)
             score = float(cprob[region].mean()) if region.any() else 0.0
             candidates[i][scale] = (with_nucleus(from_input(region, fit, window), nuclei[i]), score)
-    return image_cells(nuclei, candidates, p.aggregate, p.ranges)
+    return image_cells(nuclei, candidates, p.aggregate, p.ranges, p.select_thresholds)
 
 
 def predict_bmdeep(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Mapping[float, str],
