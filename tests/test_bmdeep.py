@@ -229,3 +229,44 @@ def test_predict_image_wires_both_stages():
 def ndimage_dilate(mask, r):
     from scipy import ndimage
     return ndimage.binary_dilation(mask, structure=np.ones((2 * r + 1, 2 * r + 1), bool))
+
+
+def _candidates_dump():
+    from segpc.bmdeep.postprocess import candidate_cells
+    cand = [{0.5: (cell_with_cytoplasm(50), 0.9), 1.75: (cell_with_cytoplasm(30), 0.8),
+             3.0: (cell_with_cytoplasm(100), 0.7)}]
+    return make_dump([{"name": "7", "img_id": 7, "height": 100, "width": 120,
+                       "cells": candidate_cells([NUC], cand)}])
+
+
+def test_reaggregate_candidates():
+    from segpc.bmdeep.postprocess import reaggregate
+    dump = validate_dump(_candidates_dump())
+    assert [c["nucleus_index"] for c in dump["images"][0]["cells"]] == [0, 0, 0]
+    scales = lambda d: [c["scale"] for c in d["images"][0]["cells"]]  # noqa: E731
+    assert scales(reaggregate(dump, "filter")) == [0.5, 3.0]   # ratios 0.5, 0.3 (< 0.4), 1.0
+    assert scales(reaggregate(dump, "select")) == [0.5]
+    assert scales(reaggregate(dump, None, scales=[1.75])) == [1.75]
+    assert scales(reaggregate(dump, "select", scales=[1.75, 3.0])) == [1.75]
+    assert "nucleus_index" not in reaggregate(dump, "filter")["images"][0]["cells"][0]
+    with pytest.raises(ValueError):
+        reaggregate(make_dump([{"name": "7", "height": 100, "width": 120, "cells": [
+            {k: v for k, v in c.items() if k != "nucleus_index"} for c in dump["images"][0]["cells"]]}]))
+
+
+def test_compare_aggregations_scores_each_variant(tmp_path):
+    import cv2
+
+    from segpc.apis.bmdeep import compare_aggregations
+    from segpc.structures import save_dump
+
+    gt = tmp_path / "y"
+    gt.mkdir()
+    truth = cell_with_cytoplasm(100).to_dense().astype(np.uint8) * 20  # the 3.0 candidate is exact
+    cv2.imwrite(str(gt / "7_1.bmp"), truth)
+    save_dump(_candidates_dump(), tmp_path / "cand.json")
+    rows = dict(compare_aggregations(str(tmp_path), str(tmp_path / "cand.json")))
+    assert list(rows) == ["scale 0.5", "scale 1.75", "scale 3", "filter", "select"]
+    assert rows["scale 3"].mIoU == 1.0 and rows["filter"].mIoU == 1.0 and rows["filter"].num_pred == 2
+    assert rows["scale 0.5"].mIoU == pytest.approx(150 / 200, abs=0.01)  # IoU at 1080x1440: ~0.75
+    assert rows["select"].mIoU == rows["scale 0.5"].mIoU

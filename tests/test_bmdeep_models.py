@@ -93,7 +93,8 @@ def test_train_both_stages_predict_and_score(fixture_root, tmp_path):
     out = tmp_path / "pred"
     c = str(ckpt["cytoplasm_tiny"])
     tool("tools/predict_bmdeep.py", "configs/bmdeep/fixture/two_stage_tiny.py", fixture_root / "validation" / "x",
-         out, "--nucleus", ckpt["nucleus_unet_tiny"], "--cytoplasm", f"1.75={c}", f"3.0={c}")
+         out, "--nucleus", ckpt["nucleus_unet_tiny"], "--cytoplasm", f"1.75={c}", f"3.0={c}",
+         "--candidates", tmp_path / "cand.json")
     dump = json.loads((out / "predictions.json").read_text())
     names = sorted(p.stem for p in (fixture_root / "validation" / "x").iterdir())
     assert sorted(i["name"] for i in dump["images"]) == names and dump["bmdeep"]["scales"] == [1.75, 3.0]
@@ -102,6 +103,10 @@ def test_train_both_stages_predict_and_score(fixture_root, tmp_path):
     res = tool("tools/eval_miou.py", fixture_root / "validation", out / "submission", "--json", tmp_path / "s.json")
     score = json.loads((tmp_path / "s.json").read_text())
     assert 0.0 <= float(printed_miou(res.stdout)) <= 1.0 and score["num_pred"] == n_cells
+    # the candidates re-aggregated by the spec's filter give the same submission's score
+    tool("tools/bmdeep_scores.py", fixture_root / "validation", tmp_path / "cand.json", "--json", tmp_path / "c.json")
+    scores = json.loads((tmp_path / "c.json").read_text())
+    assert scores["filter"]["num_pred"] == n_cells and scores["filter"]["mIoU"] == pytest.approx(score["mIoU"])
     # a scale of the spec without its checkpoint: exit 2, the spec named
     bad = tool("tools/predict_bmdeep.py", "configs/bmdeep/fixture/two_stage_tiny.py", fixture_root / "validation" / "x",
                tmp_path / "pred2", "--nucleus", ckpt["nucleus_unet_tiny"], "--cytoplasm", f"1.75={c}", check=False)

@@ -31,6 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--aggregate", choices=["filter", "select"],
                    help="filter: every scale within its ratio range (published code, the spec's default); "
                         "select: smallest scale within its threshold (paper)")
+    p.add_argument("--candidates", metavar="FILE.json",
+                   help="also save every scale's cell of every nucleus (for tools/bmdeep_scores.py)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous output in OUT_DIR")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     return p.parse_args(argv)
@@ -41,7 +43,8 @@ def main(argv=None):
     from segpc.apis.bmdeep import predict_bmdeep
 
     dump = predict_bmdeep(args.spec, args.nucleus, dict(args.cytoplasm), args.images_dir, args.out_dir,
-                          aggregate=args.aggregate, device=args.device, overwrite=args.overwrite)
+                          aggregate=args.aggregate, device=args.device, overwrite=args.overwrite,
+                          candidates=args.candidates)
     n = sum(len(img["cells"]) for img in dump["images"])
     print(f"{len(dump['images'])} images, {n} cells → {args.out_dir}/")
 

@@ -14,7 +14,9 @@ aggregation; checkpoints are given separately. For every image:
 
 The output is the project's prediction dump (each cell also records its ``scale``) and the
 same folder as ``tools/predict.py`` writes (:func:`segpc.apis.predict.write_outputs`), scored by
-``tools/eval_miou.py`` and accepted by ``tools/ensemble.py`` like any other.
+``tools/eval_miou.py`` and accepted by ``tools/ensemble.py`` like any other. Optionally every
+scale's cell of every nucleus is saved too (a *candidates* dump), so that each scale alone and
+both aggregations are scored from one run (:func:`compare_aggregations`, ``tools/bmdeep_scores.py``).
 """
 from __future__ import annotations
 
@@ -24,11 +26,11 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from segpc.bmdeep.postprocess import (AGGREGATES, cytoplasm_region, image_cells, nucleus_instances,
-                                      with_nucleus)
+from segpc.bmdeep.postprocess import (AGGREGATES, candidate_cells, cytoplasm_region, image_cells,
+                                      nucleus_instances, reaggregate, with_nucleus)
 from segpc.datasets.crops import INPUT_SIZE, equalize, fit_to_input, from_input, make_crop, to_input
 from segpc.io import SegPCError, read_image
-from segpc.structures import CropMask, make_dump
+from segpc.structures import CropMask, check_dump_path, load_dump, make_dump, save_dump
 
 
 @dataclass
@@ -130,8 +132,8 @@ def probabilities(stage: Stage, inputs: list[np.ndarray], batch_size: int = 16) 
     return out
 
 
-def predict_image(p: TwoStage, image: np.ndarray) -> list[dict]:
-    """The dump cells of one BGR image."""
+def predict_candidates(p: TwoStage, image: np.ndarray) -> tuple[list[CropMask], list[dict]]:
+    """The nuclei of one BGR image and, per nucleus, ``{scale: (cell, score)}``."""
     import cv2
 
     frame = image.shape[:2]
@@ -151,14 +153,21 @@ def predict_image(p: TwoStage, image: np.ndarray) -> list[dict]:
             region = cytoplasm_region(cprob, p.cytoplasm_threshold, p.kernel)
             score = float(cprob[region].mean()) if region.any() else 0.0
             candidates[i][scale] = (with_nucleus(from_input(region, fit, window), nuclei[i]), score)
-    return image_cells(nuclei, candidates, p.aggregate, p.ranges, p.select_thresholds)
+    return nuclei, candidates
+
+
+def predict_image(p: TwoStage, image: np.ndarray) -> list[dict]:
+    """The dump cells of one BGR image."""
+    return image_cells(*predict_candidates(p, image), p.aggregate, p.ranges, p.select_thresholds)
 
 
 def predict_bmdeep(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Mapping[float, str],
                    images_dir: str, out_dir: str, aggregate: Optional[str] = None,
-                   device: Optional[str] = None, progress: bool = True, overwrite: bool = False) -> dict:
+                   device: Optional[str] = None, progress: bool = True, overwrite: bool = False,
+                   candidates: Optional[str] = None) -> dict:
     """Predict every image of ``images_dir`` with the two stages; write ``out_dir`` as
-    ``tools/predict.py`` does; returns the dump."""
+    ``tools/predict.py`` does; returns the dump. ``candidates``: also save every scale's cell of
+    every nucleus there (a dump for :func:`compare_aggregations`)."""
     from tqdm import tqdm
 
     from segpc.apis.predict import OUTPUT_FILES, list_images, write_outputs
@@ -166,14 +175,51 @@ def predict_bmdeep(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Ma
 
     images = list_images(images_dir)
     check_output_dir(out_dir, OUTPUT_FILES, overwrite)
+    if candidates is not None:
+        check_dump_path(candidates)
     predictor = load_two_stage(spec, nucleus_checkpoint, cytoplasm_checkpoints, aggregate, device)
     ids = [int(p.stem) for p in images] if all(p.stem.isdigit() for p in images) else list(range(len(images)))
-    entries = []
+    entries, all_cells = [], []
     for i, path in enumerate(tqdm(images, desc="bmdeep", unit="img", disable=not progress)):
         image = read_image(path)
-        entries.append({"name": path.stem, "img_id": ids[i], "height": image.shape[0], "width": image.shape[1],
-                        "cells": predict_image(predictor, image)})
+        nuclei, cand = predict_candidates(predictor, image)
+        entry = {"name": path.stem, "img_id": ids[i], "height": image.shape[0], "width": image.shape[1]}
+        entries.append(dict(entry, cells=image_cells(nuclei, cand, predictor.aggregate, predictor.ranges,
+                                                     predictor.select_thresholds)))
+        all_cells.append(dict(entry, cells=candidate_cells(nuclei, cand)))
+    if candidates is not None:
+        cdump = make_dump(all_cells)
+        cdump["bmdeep"] = {"ranges": {str(k): list(v) for k, v in predictor.ranges.items()},
+                           "select_thresholds": {str(k): v for k, v in (predictor.select_thresholds or {}).items()}}
+        save_dump(cdump, candidates)
     dump = make_dump(entries)
     dump["bmdeep"] = {"aggregate": predictor.aggregate, "scales": sorted(predictor.cytoplasm)}
     write_outputs(dump, {p.stem: p for p in images}, out_dir, overwrite)
     return dump
+
+
+def compare_aggregations(gt_dir: str, candidates: str) -> list[tuple[str, object]]:
+    """Score a candidates file (``predict_bmdeep(candidates=...)``) per scale, aggregated by
+    ``filter`` and by ``select`` (with the ranges and thresholds it was predicted with):
+    ``[(label, MIoUResult), ...]``."""
+    import tempfile
+
+    from segpc.evaluation.miou import evaluate_dirs
+
+    dump = load_dump(candidates)
+    meta = dump.get("bmdeep") or {}
+    ranges = {float(k): tuple(v) for k, v in meta.get("ranges", {}).items()} or None
+    thresholds = {float(k): float(v) for k, v in meta.get("select_thresholds", {}).items()} or None
+    try:
+        scales = sorted({float(c["scale"]) for img in dump["images"] for c in img["cells"]})
+        variants = [(f"scale {s:g}", reaggregate(dump, None, scales=[s])) for s in scales]
+        variants += [(m, reaggregate(dump, m, ranges, thresholds)) for m in AGGREGATES]
+    except (KeyError, ValueError) as e:
+        raise SegPCError(candidates, f"not a bmdeep candidates file ({e})") from None
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, d in variants:
+            path = osp.join(tmp, "d.json")
+            save_dump(d, path)
+            out.append((label, evaluate_dirs(gt_dir, path)))
+    return out

@@ -165,3 +165,44 @@ def image_cells(nuclei: Sequence[CropMask], candidates: Sequence[Mapping[float, 
         for s in aggregate(cells, nucleus, mode, ranges, select_thresholds):
             out.append(cell_entry(cand[s][0], nucleus, cand[s][1], s))
     return out
+
+
+def candidate_cells(nuclei: Sequence[CropMask],
+                    candidates: Sequence[Mapping[float, tuple[CropMask, float]]]) -> list[dict]:
+    """Every scale's cell of every nucleus, unaggregated, each with its ``scale`` and
+    ``nucleus_index`` (the candidates file; :func:`reaggregate` picks from it later)."""
+    out = []
+    for i, (nucleus, cand) in enumerate(zip(nuclei, candidates, strict=True)):
+        for s in sorted(cand):
+            out.append(dict(cell_entry(cand[s][0], nucleus, cand[s][1], s), nucleus_index=i))
+    return out
+
+
+def reaggregate(dump: dict, mode: str = "filter", ranges: Optional[Mapping[float, Sequence[float]]] = None,
+                select_thresholds: Optional[Mapping[float, float]] = None,
+                scales: Optional[Sequence[float]] = None) -> dict:
+    """A candidates dump (:func:`candidate_cells`) aggregated by ``mode`` over ``scales``
+    (default all); a new dump. ``mode=None`` keeps every candidate of ``scales`` (per-scale scores)."""
+    from segpc.structures import make_dump
+
+    keep = None if scales is None else {round(float(s), 6) for s in scales}
+    images = []
+    for img in dump["images"]:
+        groups: dict[int, dict[float, dict]] = {}
+        for c in img["cells"]:
+            if "scale" not in c or "nucleus_index" not in c:
+                raise ValueError(f"image {img['name']!r}: not a candidates dump (cells without scale/nucleus_index)")
+            if keep is None or round(float(c["scale"]), 6) in keep:
+                groups.setdefault(c["nucleus_index"], {})[float(c["scale"])] = c
+        cells = []
+        for _, by_scale in sorted(groups.items()):
+            if mode is None:
+                chosen = sorted(by_scale)
+            else:
+                size = (img["height"], img["width"])
+                nucleus = CropMask.from_rle(next(iter(by_scale.values()))["nucleus"], size=size)
+                chosen = aggregate({s: CropMask.from_rle(c["cell"], size=size) for s, c in by_scale.items()},
+                                   nucleus, mode, ranges, select_thresholds)
+            cells += [{k: v for k, v in by_scale[s].items() if k != "nucleus_index"} for s in chosen]
+        images.append(dict(img, cells=cells))
+    return make_dump(images)
