@@ -288,6 +288,22 @@ def test_validation_split_and_coco_truth(tmp_path):
     assert len(by_coco.unmatched_pred_images) == 3
 
 
+def test_coco_truth_reads_polygons_and_cell_types(tmp_path):
+    from segpc.evaluation.kaggle_ap import load_coco_truth
+
+    coco = {"images": [{"id": 7, "file_name": "p.png", "height": 20, "width": 30}],
+            "categories": [{"id": 1, "name": "shsy5y"}, {"id": 3, "name": "cort"}],
+            "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "iscrowd": 0,
+                             "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]},
+                            {"id": 2, "image_id": 7, "category_id": 3, "iscrowd": 0,
+                             "segmentation": encode(rect(12, 20, 0, 10))}]}
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    gt, sizes = load_coco_truth(tmp_path / "c.json")
+    cell_type, rles = gt["p"]
+    assert cell_type == "cort" and sizes == {"p": (20, 30)}
+    assert decode(rles[0])[:10, :10].all() and decode(rles[1]).sum() == 80
+
+
 def test_eval_tool_prints_score_and_json(tmp_path):
     truth = write_csv(tmp_path / "t.csv", [row("a", "1 10", 10, 10, "cort"), row("b", "1 10", 10, 10, "astro")])
     sub = write_csv(tmp_path / "s.csv", [["a", "1 10"], ["b", "1 6"], ["zz", "1 1"]], ["id", "predicted"])
