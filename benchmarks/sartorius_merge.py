@@ -11,7 +11,8 @@ All with segpc's own functions (what the tools run):
    the random seed (0, 1, ...), ``--iters`` iterations each (``tools/train.py``);
 3. every model tested on the validation images with and without flip TTA (``tools/test.py
    [--tta] --out``), the dumps merged by the IoU-matched majority vote (``tools/ensemble.py``,
-   ``--min-iou``) and by mask NMS (``tools/ensemble.py --method nms``, ``--nms-iou``);
+   ``--min-iou``; each model as the reference, both ``--tie`` rules) and by mask NMS
+   (``tools/ensemble.py --method nms``, one row per ``--nms-iou``);
 4. every dump post-processed as a submission (default thresholds and sizes) and scored with the
    Kaggle AP against the validation COCO file; a table goes to ``<work dir>/results.md`` and
    the numbers to ``results.json``. Steps already done (data, checkpoints, dumps) are reused.
@@ -47,7 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", type=int, default=2)
     p.add_argument("--iters", type=int, default=300)
     p.add_argument("--min-iou", type=float, default=0.5, help="vote: minimum IoU to contribute")
-    p.add_argument("--nms-iou", type=float, default=0.4, help="NMS: IoU above which a cell is dropped")
+    p.add_argument("--nms-iou", type=float, nargs="+", default=[0.3, 0.4, 0.5],
+                   help="NMS: IoU above which a cell is dropped (one row each)")
     args = p.parse_args(argv)
 
     from segpc.apis.test import test
@@ -86,9 +88,15 @@ def main(argv=None) -> int:
             bucket.append(load_dump(out))
             rows[f"model {m}" + (" + flip TTA" if tta else "")] = score(bucket[-1], gt)
     for name, dumps in (("", plain), (" (TTA models)", flipped)):
-        if len(dumps) > 1:
-            rows[f"vote, min IoU {args.min_iou}{name}"] = score(ensemble_dumps(dumps, min_iou=args.min_iou), gt)
-            rows[f"mask NMS, IoU {args.nms_iou}{name}"] = score(nms_dumps(dumps, args.nms_iou), gt)
+        if len(dumps) < 2:
+            continue
+        for ref in range(len(dumps)):  # the vote depends on which model is the reference
+            order = [dumps[ref]] + dumps[:ref] + dumps[ref + 1:]
+            for tie in ("out", "reference"):
+                rows[f"vote, reference model {ref}, min IoU {args.min_iou}, tie {tie}{name}"] = score(
+                    ensemble_dumps(order, min_iou=args.min_iou, tie=tie), gt)
+        for thr in args.nms_iou:
+            rows[f"mask NMS, IoU {thr}{name}"] = score(nms_dumps(dumps, thr), gt)
 
     types = sorted({t for _, per in rows.values() for t in per})
     lines = [f"Synthetic Sartorius, {args.train} train / {args.val} validation images (704x520), "
