@@ -66,6 +66,27 @@ def test_crop_dataset_one_sample_per_cell_with_this_nucleus(fixture_root):
     assert np.array_equal(again[len(ds) - 1]["inputs"].numpy(), ds[len(ds) - 1]["inputs"].numpy())
 
 
+def test_nucleus_map_at_the_image_size_after_a_test_resize(fixture_root):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    from segpc.datasets.crop_dataset import coco_cells
+    from segpc.structures import CropMask
+
+    init_default_scope("mmseg")
+    ann = fixture_root / "annotations" / "validation.json"
+    ds = DATASETS.build(dict(type="SegPCNucleusDataset", ann_file=str(ann),
+                             data_prefix=dict(img_path=str(fixture_root / "validation" / "x")),
+                             pipeline=[dict(type="LoadImageFromFile"), dict(type="Resize", scale=(64, 48)),
+                                       dict(type="LoadSegPCNucleusMap"), dict(type="PackSegInputs")]))
+    img, cells = coco_cells(str(ann))[0]
+    sample = ds[0]
+    assert sample["inputs"].shape == (3, 48, 64)
+    expected = sum(CropMask.from_rle(c["nucleus"], size=(img["height"], img["width"])).to_dense()
+                   for c in cells if c["nucleus"] is not None) > 0
+    np.testing.assert_array_equal(sample["data_samples"].gt_sem_seg.data[0].numpy(), expected)
+
+
 def test_crop_dataset_refuses_coco_without_cell_index(tmp_path):
     from segpc.datasets.crop_dataset import coco_cells
     from segpc.io import SegPCError

@@ -107,19 +107,21 @@ class SegPCCropDataset(_SegPCCocoDataset):
         return out
 
 
-def _check_frame(img: np.ndarray, results: dict) -> None:
-    if tuple(img.shape[:2]) != tuple(results["frame"]):
-        raise SegPCError(results["img_path"], f"image is {img.shape[0]}x{img.shape[1]}, the annotations "
+def _check_frame(shape, results: dict) -> None:
+    """The image as read (``shape``, before any resize) must be the annotations' size."""
+    if tuple(shape[:2]) != tuple(results["frame"]):
+        raise SegPCError(results["img_path"], f"image is {shape[0]}x{shape[1]}, the annotations "
                                               f"{results['frame'][0]}x{results['frame'][1]}")
 
 
 @TRANSFORMS.register_module()
 class LoadSegPCNucleusMap(BaseTransform):
-    """``gt_seg_map``: 1 on every nucleus of ``results['nuclei']``, 0 elsewhere (after
-    ``LoadImageFromFile``)."""
+    """``gt_seg_map``: 1 on every nucleus of ``results['nuclei']``, 0 elsewhere, at the image's
+    own size (after ``LoadImageFromFile``; before a ``Resize`` for training, after it for testing,
+    where mmseg scores at the original size)."""
 
     def transform(self, results: dict) -> dict:
-        _check_frame(results["img"], results)
+        _check_frame(results["ori_shape"], results)
         seg = np.zeros(results["frame"], dtype=np.uint8)
         for s in results["nuclei"]:
             m = _mask(s, results["frame"])
@@ -136,7 +138,7 @@ class LoadSegPCCrop(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = read_image(results["img_path"])
-        _check_frame(img, results)
+        _check_frame(img.shape, results)
         nucleus = _mask(results["nucleus"], results["frame"])
         crop, window = make_crop(equalize(img), nucleus, results["scale"])
         fit = fit_to_input(window.shape, results["crop_size"])
