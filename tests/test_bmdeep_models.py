@@ -132,3 +132,14 @@ def test_train_both_stages_predict_and_score(fixture_root, tmp_path):
     bad = tool("tools/predict_bmdeep.py", "configs/bmdeep/fixture/two_stage_tiny.py", fixture_root / "validation" / "x",
                tmp_path / "pred2", "--nucleus", ckpt["nucleus_unet_tiny"], "--cytoplasm", f"1.75={c}", check=False)
     assert bad.returncode == 2 and "two_stage_tiny.py" in bad.stderr
+
+
+@pytest.mark.parametrize("spec", ["two_stage", "fixture/two_stage_tiny"])
+def test_two_stage_specs_name_existing_configs(spec):
+    from mmengine.config import Config
+
+    path = Path("configs/bmdeep") / f"{spec}.py"
+    s = Config.fromfile(str(path))
+    configs = [s.nucleus["config"]] + [c["config"] for c in s.cytoplasm]
+    assert all((path.parent / c).is_file() for c in configs)
+    assert s.aggregate in ("filter", "select") and all(len(c["range"]) == 2 for c in s.cytoplasm)
