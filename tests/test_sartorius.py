@@ -360,3 +360,27 @@ def test_ensemble_tool_nms(tmp_path):
     tool("tools/ensemble.py", tmp_path / "1.json", tmp_path / "2.json", "--method", "nms",
          "--nms-iou", "astro=0.9", "--out", tmp_path / "e.json")
     assert [c["score"] for c in load_dump(tmp_path / "e.json")["images"][0]["cells"]] == [0.95, 0.9]
+
+
+def test_registered_metric_scores_postprocessed_predictions(tmp_path):
+    import torch
+    from mmdet.registry import METRICS
+
+    import segpc.register  # noqa: F401
+
+    a, b = rect(0, 10, 0, 10), rect(12, 20, 0, 10)
+    coco = {"images": [{"id": 1, "file_name": "im.png", "height": 20, "width": 30, "cell_type": "astro"}],
+            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(("shsy5y", "astro", "cort"))],
+            "annotations": [{"id": k, "image_id": 1, "category_id": 2, "iscrowd": 0, "segmentation": encode(m)}
+                            for k, m in enumerate((a, b), start=1)]}
+    (tmp_path / "val.json").write_text(json.dumps(coco))
+    metric = METRICS.build(dict(type="SartoriusMetric", ann_file=str(tmp_path / "val.json"),
+                                min_size={"astro": 10}, submission=str(tmp_path / "sub.csv")))
+    masks = torch.from_numpy(np.stack([a, rect(0, 6, 0, 10), b]).astype(bool))
+    pred = {"labels": torch.tensor([1, 1, 2]), "scores": torch.tensor([0.9, 0.8, 0.3]), "masks": masks}
+    metric.process({}, [{"pred_instances": pred, "ori_shape": (20, 30), "img_path": "x/im.png", "img_id": 1}])
+    out = metric.compute_metrics(metric.results)
+    # image class astro (2 of 3); b scores 0.3 < 0.35: dropped; the 0.8 cell lies inside a: dropped
+    # after overlap removal (0 px left); a matches perfectly: TP 1, FN 1 at every threshold
+    assert out == {"AP": 0.5, "AP_astro": 0.5}
+    assert [r["id"] for r in csv.DictReader(open(tmp_path / "sub.csv"))] == ["im"]
