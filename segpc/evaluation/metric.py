@@ -86,6 +86,10 @@ class SegPCMetric(BaseMetric):
         self.result = None  # the last MIoUResult, exact (mmengine's logger rounds the returned dict)
         self._gt = None  # image id → (name, ground-truth CropMasks at the challenge's scale), read once from ann_file
 
+    def load_gt(self) -> dict[int, tuple[str, list[CropMask]]]:
+        """Image id → (image name, ground-truth cells at the scoring scale) of the split."""
+        return load_gt_cells(self.ann_file)
+
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             pred = sample["pred_instances"]
@@ -119,7 +123,7 @@ class SegPCMetric(BaseMetric):
         if self.format_only:
             return {}
         if self._gt is None:  # the split's ground truth does not change between validations
-            self._gt = load_gt_cells(self.ann_file)
+            self._gt = self.load_gt()
         preds = {r["img_id"]: r for r in results}
         gt_masks, pred_masks = {}, {}
         for img_id, (name, masks) in self._gt.items():
