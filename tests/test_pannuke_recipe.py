@@ -48,6 +48,12 @@ def test_recipe_schedule_and_settings():
     assert opt.clip_grad.max_norm == 5.0
     assert cfg.default_hooks.checkpoint.save_best == "pannuke/bPQ"
     assert cfg.load_from.endswith("mask_rcnn_r101_fpn_1x_coco_20200204-1efe0ed5.pth")
+    neo = Config.fromfile(RECIPE.replace(".py", "_neoplastic.py"))
+    assert neo.model.roi_head.bbox_head.num_classes == neo.model.roi_head.mask_head.num_classes == 1
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        assert neo[key].dataset.metainfo.classes == ("Neoplastic",)
+        assert neo[key].dataset.data_root == neo.val_evaluator.data_root == "data/pannuke_neoplastic/"
+    assert neo.test_evaluator.data_root == "data/pannuke_neoplastic/"
     fixture = Config.fromfile(FIXTURE)
     lr = _lrs(fixture, fixture.train_cfg.max_epochs)
     assert np.allclose(lr, [1e-3, 9.9e-5, 1e-4, 3.33e-6], rtol=1e-9)
@@ -199,3 +205,19 @@ def test_pannuke_metric_matches_official_code(tmp_path):
             pairs = set(zip(a[(a > 0) | (b > 0)].tolist(), b[(a > 0) | (b > 0)].tolist()))
             assert len(pairs) == len({p[0] for p in pairs}) == len({p[1] for p in pairs})
             assert all(x > 0 and y > 0 for x, y in pairs)
+
+
+@pytest.mark.slow
+def test_unfreeze_backbone_hook_rewraps_ddp(repo_root):
+    """Two CPU processes (gloo): gradients of the unfrozen backbone are averaged across them only
+    because the hook wraps the model in DDP again (the wrapper built before does not)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={29700 + os.getpid() % 200}", "tests/dist_unfreeze_check.py"],
+        cwd=repo_root, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "synced True" in proc.stdout and "control False" in proc.stdout, proc.stdout
