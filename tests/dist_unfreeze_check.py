@@ -4,6 +4,8 @@ UnfreezeBackboneHook, the backbone's gradients are averaged across the processes
 Prints ``synced <bool>`` (rank 0) for the hook's model and, as the control, for the model
 wrapped before unfreezing.
 """
+import faulthandler
+import gc
 import sys
 from types import SimpleNamespace
 
@@ -38,6 +40,7 @@ def backbone_grads_synced(wrapper, rank):
 
 
 def main():
+    faulthandler.dump_traceback_later(240, exit=True)  # never hang a test run
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     torch.manual_seed(0)
@@ -55,6 +58,9 @@ def main():
     control = backbone_grads_synced(old, rank)  # the wrapper built while the backbone was frozen
     if rank == 0:
         print(f"synced {synced}\ncontrol {control}", flush=True)
+    del runner, old, model  # the DDP reducers go before the process group they use
+    gc.collect()
+    dist.barrier()
     dist.destroy_process_group()
     return 0
 

@@ -212,12 +212,16 @@ def test_unfreeze_backbone_hook_rewraps_ddp(repo_root):
     """Two CPU processes (gloo): gradients of the unfrozen backbone are averaged across them only
     because the hook wraps the model in DDP again (the wrapper built before does not)."""
     import os
+    import socket
     import subprocess
     import sys
 
+    with socket.socket() as s:  # a free port from the OS, not one other test runs may pick
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-         f"--master_port={29700 + os.getpid() % 200}", "tests/dist_unfreeze_check.py"],
-        cwd=repo_root, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+         f"--master_port={port}", "tests/dist_unfreeze_check.py"],
+        cwd=repo_root, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "synced True" in proc.stdout and "control False" in proc.stdout, proc.stdout

@@ -1,6 +1,8 @@
 """``UnfreezeBackboneHook``: heads-only training first, then all layers, in one run."""
 from __future__ import annotations
 
+import gc
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
@@ -44,7 +46,10 @@ class UnfreezeBackboneHook(Hook):
             backbone._freeze_stages()
         model.train()
         if is_model_wrapper(runner.model):
+            stale = runner.model
             runner.model = runner.wrap_model(runner.cfg.get("model_wrapper_cfg"), model)
+            del stale
+            gc.collect()  # free the stale DDP reducer now, not at exit after its process group is gone
         self.unfrozen = True
         trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
         runner.logger.info(f"UnfreezeBackboneHook: epoch {runner.epoch}: backbone trainable "
