@@ -1,4 +1,4 @@
 # HTC, ResNet-101-FPN, 20e schedule, single-scale (1333, 800), ImageNet weights from torchvision.
-_base_ = ['./_base_/models/htc.py', './_base_/backbones.py']
+_base_ = './htc_resnet50.py'
 
-model = dict(backbone=_base_.resnet101)
+model = dict(backbone=dict(depth=101, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')))

@@ -1,4 +1,3 @@
-# HTC, ResNet-50-FPN, 20e schedule, single-scale (1333, 800), ImageNet weights from torchvision.
-_base_ = ['./_base_/models/htc.py', './_base_/backbones.py']
-
-model = dict(backbone=_base_.resnet50)
+# HTC, ResNet-50-FPN, 20e schedule, single-scale (1333, 800), ImageNet weights from torchvision
+# (mmdet's default backbone). Without network: README.md, "Pretrained backbones".
+_base_ = './_base_/models/htc.py'

@@ -24,7 +24,7 @@ def parse_args(argv=None):
                    help="only write --out/--submission, no scoring (a split without ground truth)")
     p.add_argument("--tta", action="store_true",
                    help="flip test-time augmentation: original + flips, merged by mask IoU and pixel vote "
-                        "(the config's tta_model/tta_pipeline, configs/_base_/segpc_tta.py)")
+                        "(the config's tta_model/tta_pipeline, else the test pipeline with the flips of tta_flips)")
     p.add_argument("--work-dir", help="where logs go (default work_dirs/<config name>)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                    help="override config settings, e.g. data_root=/data/segpc")

@@ -30,7 +30,10 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     """Load ``path``, merge ``--cfg-options`` and set ``work_dir`` (default ``work_dirs/<name>``).
 
     ``data_root=DIR`` in the options moves every dataset and metric that used the config's
-    data root (they hold copies of it) to ``DIR``.
+    data root to ``DIR``. mmengine evaluates a config file when it reads it, so
+    ``data_root=data_root`` in a dataset (or ``{{_base_.data_root}}``) is a copy of the string,
+    not a reference; merging ``data_root=DIR`` changes only the top-level key. Hence the walk:
+    every ``data_root`` equal to the config's own is replaced.
     """
     if not osp.isfile(path):
         raise SegPCError(path, "config not found")

@@ -2,7 +2,7 @@
 
 mmdet's ``DetTTAModel`` merges boxes only and refuses masks. ``SegPCTTAModel`` runs the detector
 on every view that mmcv's ``TestTimeAug`` makes of an image (by default the original and its
-horizontal, vertical and diagonal flips, see ``configs/_base_/segpc_tta.py``), maps every
+horizontal, vertical and diagonal flips, see :func:`apply_tta`), maps every
 view's boxes and masks back to the original frame and merges them:
 
 * **Back to the original frame.** mmdet predicts with ``rescale=True``: boxes and masks are at
