@@ -2,6 +2,7 @@
 #   make setup   create .venv with the pinned stack (idempotent; mmcv is built once, then cached by pip)
 #   make demo    setup if needed, then synthetic data -> train -> test -> mIoU -> overlays
 #   make test    setup if needed, then the whole test suite (what .ci/run calls)
+#   make test-fast  the tests that train no model (`pytest -m "not slow"`): the inner loop
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -20,7 +21,7 @@ MMCV       := mmcv==2.1.0
 MMDET      := mmdet==3.3.0
 MMSEG      := mmsegmentation==1.2.2
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo test test-fast clean-venv
 
 setup: $(STAMP)
 
@@ -52,6 +53,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean-venv:
 	rm -rf $(VENV)

@@ -8,5 +8,5 @@ __version__ = "0.1.0"
 
 import warnings as _warnings
 
-# mmengine imports pkg_resources at import time; the deprecation notice is noise for our users.
+# mmengine imports pkg_resources at import time; the deprecation notice is noise for segpc's users.
 _warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

@@ -34,8 +34,8 @@ def shrink(cfg):
     for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
         stage.sampler.num = 16
     cfg.model.test_cfg.rpn.update(nms_pre=100, max_per_img=30)
-    # every class of every box, each mask non-empty (a model after one step is not yet confident)
-    cfg.model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=90, mask_thr_binary=0.0)
+    # every class of every box (a model after one step is not yet confident); masks at mmdet's 0.5
+    cfg.model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=90)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -57,17 +57,28 @@ def test_config_trains_one_step_and_predicts_cells(name, repo_root, tiny_root):
     with torch.no_grad():
         out = model.test_step(pseudo_collate([val_set[0]]))
     assert torch.isfinite(out[0].pred_instances.scores).all()
+    pred = out[0].pred_instances
+    labels, scores, masks = (pred[k].numpy() for k in ("labels", "scores", "masks"))
+    assert masks.shape[1:] == (96, 128), "masks at the image's own size"
     metric = METRICS.build(dict(cfg.val_evaluator, score_thr=0.0))
     metric.dataset_meta = val_set.metainfo
     metric.process({}, [o.to_dict() for o in out])
-    cells = metric.results[0]["cells"]
-    assert cells, "cell-class predictions become cells"
     assert metric.results[0]["height"] == 96 and metric.results[0]["width"] == 128
-    with_nucleus = [c for c in cells if c["nucleus"] is not None]
-    assert with_nucleus, "nucleus predictions are attached to cells"
-    for c in with_nucleus:
-        nuc, cell = decode(c["nucleus"]), decode(c["cell"])
-        assert nuc.sum() > 0 and not np.any(nuc & (1 - cell))
+    # Every cell-class prediction with pixels becomes a cell with exactly its mask and score; a
+    # nucleus, if any, is one nucleus-class prediction clipped to the cell.
+    classes = list(val_set.metainfo["classes"])
+    cell_idx = [i for i in np.flatnonzero(labels == classes.index("cell")) if masks[i].any()]
+    nuclei = masks[labels == classes.index("nucleus")]
+    cells = metric.results[0]["cells"]
+    assert cell_idx and len(cells) == len(cell_idx)
+    for c in cells:
+        cell = decode(c["cell"]).astype(bool)
+        (i,) = [i for i in cell_idx if np.array_equal(masks[i], cell)]
+        assert c["score"] == pytest.approx(float(scores[i]))
+        if c["nucleus"] is not None:
+            nuc = decode(c["nucleus"]).astype(bool)
+            assert nuc.any() and any(np.array_equal(n & cell, nuc) for n in nuclei)
+    assert any(c["nucleus"] is not None for c in cells), "nucleus predictions are attached to cells"
 
     train_set = DATASETS.build(cfg.train_dataloader.dataset)
     batch = pseudo_collate([train_set[0], train_set[1]])

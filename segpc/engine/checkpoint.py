@@ -3,7 +3,7 @@
 mmengine 0.10.7 calls ``torch.load(path)`` without ``weights_only``; its own checkpoints hold,
 besides tensors, the message hub's :class:`~mmengine.logging.HistoryBuffer` (numpy arrays) and
 numpy scalars, which the weights-only unpickler refuses. Rather than switch the safe loader off,
-we allow exactly those types (``torch.serialization.add_safe_globals``), so checkpoints from
+segpc allows exactly those types (``torch.serialization.add_safe_globals``), so checkpoints from
 untrusted sources still cannot run arbitrary code.
 
 A HistoryBuffer pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``; rather than

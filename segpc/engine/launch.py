@@ -1,8 +1,8 @@
 """Distributed launch that also works without CUDA (gloo on CPU).
 
 mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` and wraps the model in DDP with
-``device_ids=[LOCAL_RANK]``; both fail on a CPU-only torch. On such machines we initialise the
-process group with gloo ourselves (mmengine then skips its own init) and give the runner a
+``device_ids=[LOCAL_RANK]``; both fail on a CPU-only torch. On such machines segpc initialises the
+process group with gloo itself (mmengine then skips its own init) and gives the runner a
 model wrapper without device ids. SyncBN, which needs CUDA, becomes plain BN.
 """
 from __future__ import annotations
