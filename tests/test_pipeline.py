@@ -118,7 +118,7 @@ def test_cascade_train_test_tta(family, semantic_root, tmp_path):
     assert all(r["loss_semantic_seg"] > 0 for r in losses), "the semantic branch learns"
     ckpt = work / "iter_4.pth"
     for extra in ([], ["--tta"]):
-        pred, sub = tmp_path / f"pred{len(extra)}.pkl", tmp_path / f"sub{len(extra)}"
+        pred, sub = tmp_path / f"pred{len(extra)}.json", tmp_path / f"sub{len(extra)}"
         out = tool("tools/test.py", config, ckpt, *extra, "--out", pred, "--submission", sub,
                    "--score-thr", "0", "--work-dir", tmp_path / "test", *opts)
         dump = load_dump(pred)
@@ -127,14 +127,14 @@ def test_cascade_train_test_tta(family, semantic_root, tmp_path):
         assert n > 0 and len(list(sub.glob("*.bmp"))) == n
         ev = tool("tools/eval_miou.py", semantic_root / "validation", sub)
         assert printed_miou(ev.stdout) == printed_miou(out.stdout)
-    assert load_dump(tmp_path / "pred1.pkl")["images"] != load_dump(tmp_path / "pred0.pkl")["images"]
+    assert load_dump(tmp_path / "pred1.json")["images"] != load_dump(tmp_path / "pred0.json")["images"]
 
 
 def test_distributed_two_processes_on_cpu(repo_root, synthetic_root, tmp_path):
     """torchrun with 2 gloo processes trains and validates: each rank predicts half of the
     validation images, SegPCMetric gathers them and rank 0 writes the dump; the mIoU equals a
     single-process test of the checkpoint saved with it."""
-    work, dist_pred = tmp_path / "dist", tmp_path / "dist.pkl"
+    work, dist_pred = tmp_path / "dist", tmp_path / "dist.json"
     port = str(29500 + os.getpid() % 1000)
     proc = subprocess.run(
         ["bash", "tools/dist_train.sh", CONFIG, "2", "--work-dir", str(work),
@@ -152,7 +152,7 @@ def test_distributed_two_processes_on_cpu(repo_root, synthetic_root, tmp_path):
     assert [img["name"] for img in dist_dump["images"]] == ["9", "10", "11", "12"]  # both ranks' images
 
     (best,) = work.glob("best_segpc_mIoU_iter_4.pth")
-    pred = tmp_path / "single.pkl"
+    pred = tmp_path / "single.json"
     out = tool("tools/test.py", CONFIG, best, "--out", pred, "--score-thr", "0.0",
                "--work-dir", tmp_path / "test", "--cfg-options", f"data_root={synthetic_root}")
     assert printed_miou(out.stdout) == f"{dist_miou:.6f}"

@@ -269,7 +269,7 @@ def test_fixture_tta_then_ensemble_then_eval(tmp_path):
     assert all(img["height"] == 96 and img["width"] == 128 for img in dump["images"])
     ran = Config.fromfile(str(tmp_path / "test" / "mask_rcnn_micro.py"))  # the config the runner saved
     assert ran.model.type == "SegPCTTAModel" and ran.test_dataloader.dataset.pipeline[-1].type == "TestTimeAug"
-    plain = tmp_path / "plain.pkl"
+    plain = tmp_path / "plain.json"
     tool("tools/test.py", config, ckpt, "--out", plain, "--score-thr", "0", "--work-dir", tmp_path / "plain", *opts)
     assert load_dump(plain)["images"] != dump["images"]  # the flipped views changed the predictions
 
