@@ -109,10 +109,11 @@ def test_training_is_reproducible_per_seed(synthetic_root, tmp_path):
 def test_cascade_train_test_tta(family, semantic_root, tmp_path):
     """HTC and SCNet (semantic branch on the converter's whole-cell maps) through the tools, and
     flip TTA on the cascade model; every printed mIoU is what eval_miou.py gives on the files."""
-    config = f"configs/fixture/{family}_micro.py"
+    config, env = "configs/fixture/cascade_micro.py", {"SEGPC_CASCADE": family}
     opts = ["--cfg-options", f"data_root={semantic_root}"]
     work = tmp_path / "work"
-    tool("tools/train.py", config, "--work-dir", work, *opts, "val_evaluator.score_thr=0.0")
+    tool("tools/train.py", config, "--work-dir", work, *opts, "val_evaluator.score_thr=0.0", env=env)
+    assert Config.fromfile(str(work / "cascade_micro.py")).model.type == {"htc": "HybridTaskCascade", "scnet": "SCNet"}[family]
     assert sorted(train_losses(scalars(work))) == [1, 2, 3, 4]
     losses = [r for r in scalars(work) if "loss" in r]
     assert all(r["loss_semantic_seg"] > 0 for r in losses), "the semantic branch learns"
@@ -120,7 +121,7 @@ def test_cascade_train_test_tta(family, semantic_root, tmp_path):
     for extra in ([], ["--tta"]):
         pred, sub = tmp_path / f"pred{len(extra)}.json", tmp_path / f"sub{len(extra)}"
         out = tool("tools/test.py", config, ckpt, *extra, "--out", pred, "--submission", sub,
-                   "--score-thr", "0", "--work-dir", tmp_path / "test", *opts)
+                   "--score-thr", "0", "--work-dir", tmp_path / "test", *opts, env=env)
         dump = load_dump(pred)
         assert [img["name"] for img in dump["images"]] == ["5", "6", "7"]
         n = sum(len(img["cells"]) for img in dump["images"])
