@@ -16,7 +16,8 @@ from mmengine.structures import InstanceData
 
 from mmdet.structures import DetDataSample
 from segpc.io import SegPCError
-from segpc.models.tta import DEFAULT_FLIPS, SegPCTTAModel, apply_tta, masks_to_crops, merge_views, tta_pipeline_from
+from segpc.models.tta import (DEFAULT_FLIPS, VIEW_FLIP_KEY, SegPCTTAModel, apply_tta, masks_to_crops, merge_views,
+                              tta_pipeline_from)
 from segpc.structures import CropMask, flip_boxes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,8 @@ class FakeDetector(torch.nn.Module):
     def test_step(self, data):
         out = []
         for ds in data["data_samples"]:
-            d = ds.metainfo.get("flip_direction") if ds.metainfo.get("flip") else None
+            assert ds.metainfo["flip"] is False  # hidden from the detector (see BrightDetector)
+            d = ds.metainfo[VIEW_FLIP_KEY]  # which view this is (a real detector sees the image)
             inst = self.per_view.get(d, [])
             masks = [np_flip(m, d) for m, _, _ in inst]
             pred = InstanceData()
@@ -196,6 +198,8 @@ class BrightDetector(torch.nn.Module):
         for img, ds in zip(data["inputs"], data["data_samples"]):
             m = (img[0] > 128).numpy()
             assert m.shape == tuple(ds.metainfo["ori_shape"])  # scale 1: img_shape == ori_shape
+            # mmdet's cascade heads un-flip their masks when they see flip=True: hidden from them
+            assert ds.metainfo["flip"] is False and ds.metainfo["flip_direction"] is None
             pred = InstanceData(masks=torch.as_tensor(m)[None], scores=torch.tensor([0.9]),
                                 labels=torch.tensor([2]), bboxes=torch.tensor([box_of(m)], dtype=torch.float32))
             ds.pred_instances = pred

@@ -49,6 +49,7 @@ from segpc.structures import CropMask, FLIP_DIRECTIONS, flip_boxes, iou_matrix, 
 
 DEFAULT_FLIPS = FLIP_DIRECTIONS
 FLIP_META_KEYS = ("flip", "flip_direction")
+VIEW_FLIP_KEY = "tta_view_flip"  # a view's flip direction (None: the original) while the detector runs
 
 
 # --------------------------------------------------------------------------- pure merging
@@ -149,18 +150,38 @@ class SegPCTTAModel(BaseTTAModel):
         self.min_views = int(min_views)
         self.max_per_img = None if max_per_img is None else int(max_per_img)
 
+    def test_step(self, data):
+        """mmengine's: every view through the detector, then :meth:`merge_preds`.
+
+        While the detector predicts, each view's ``flip``/``flip_direction`` are moved to
+        ``tta_view_flip``: mmdet's cascade mask heads (Cascade R-CNN, HTC) read ``flip`` to
+        un-flip their stages' masks themselves (mmdet 2's TTA convention, which fails on mmdet
+        3's tensors); here the final masks and boxes are un-flipped once, in :meth:`merge_preds`.
+        """
+        views = data["data_samples"] if isinstance(data, dict) else data[-1]
+        for view in views:
+            for s in view if isinstance(view, (list, tuple)) else [view]:
+                direction = self._view_flip(s.metainfo)
+                s.set_metainfo({VIEW_FLIP_KEY: direction, "flip": False, "flip_direction": None})
+        return super().test_step(data)
+
     def merge_preds(self, data_samples_list):
         return [self._merge_single_sample(samples) for samples in data_samples_list]
+
+    @staticmethod
+    def _view_flip(meta) -> Optional[str]:
+        if VIEW_FLIP_KEY in meta:
+            return meta[VIEW_FLIP_KEY]
+        if any(k not in meta for k in FLIP_META_KEYS):
+            raise SegPCError(None, "TTA views lack 'flip'/'flip_direction': add them to the "
+                                   "meta_keys of PackDetInputs in tta_pipeline")
+        return meta["flip_direction"] if meta["flip"] else None
 
     def _merge_single_sample(self, samples):
         h, w = (int(v) for v in samples[0].metainfo["ori_shape"][:2])
         views, device = [], None
-        for s in samples:
-            meta = s.metainfo
-            if any(k not in meta for k in FLIP_META_KEYS):
-                raise SegPCError(None, "TTA views lack 'flip'/'flip_direction': add them to the "
-                                       "meta_keys of PackDetInputs in tta_pipeline")
-            direction = meta["flip_direction"] if meta["flip"] else None
+        directions = [self._view_flip(s.metainfo) for s in samples]
+        for s, direction in zip(samples, directions):
             pred = s.pred_instances
             masks = pred.get("masks")
             if masks is None:
@@ -177,7 +198,7 @@ class SegPCTTAModel(BaseTTAModel):
                 "masks": [m.flip(direction) for m in masks_to_crops(masks)],
             })
         merged = merge_views(views, (h, w), self.match_iou, self.min_views, self.max_per_img)
-        out = next((s for s in samples if not s.metainfo.get("flip")), samples[0])
+        out = samples[directions.index(None)] if None in directions else samples[0]
         result = InstanceData()
         result.bboxes = torch.as_tensor(merged["bboxes"], dtype=torch.float32, device=device)
         result.scores = torch.as_tensor(merged["scores"], dtype=torch.float32, device=device)
