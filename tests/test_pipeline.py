@@ -108,7 +108,7 @@ def test_training_is_reproducible_per_seed(synthetic_root, tmp_path):
 @pytest.mark.parametrize("family", ["htc", "scnet"])
 def test_cascade_train_test_tta(family, semantic_root, tmp_path):
     """HTC and SCNet (semantic branch on the converter's whole-cell maps) through the tools, and
-    flip TTA on the cascade model; every printed mIoU is what eval_miou.py gives on the files."""
+    flip TTA on HTC (a cascade); every printed mIoU is what eval_miou.py gives on the files."""
     config, env = "configs/fixture/cascade_micro.py", {"SEGPC_CASCADE": family}
     opts = ["--cfg-options", f"data_root={semantic_root}"]
     work = tmp_path / "work"
@@ -118,7 +118,7 @@ def test_cascade_train_test_tta(family, semantic_root, tmp_path):
     losses = [r for r in scalars(work) if "loss" in r]
     assert all(r["loss_semantic_seg"] > 0 for r in losses), "the semantic branch learns"
     ckpt = work / "iter_4.pth"
-    for extra in ([], ["--tta"]):
+    for extra in ([], ["--tta"]) if family == "htc" else ([],):
         pred, sub = tmp_path / f"pred{len(extra)}.json", tmp_path / f"sub{len(extra)}"
         out = tool("tools/test.py", config, ckpt, *extra, "--out", pred, "--submission", sub,
                    "--score-thr", "0", "--work-dir", tmp_path / "test", *opts, env=env)
@@ -127,8 +127,9 @@ def test_cascade_train_test_tta(family, semantic_root, tmp_path):
         n = sum(len(img["cells"]) for img in dump["images"])
         assert n > 0 and len(list(sub.glob("*.bmp"))) == n
         ev = tool("tools/eval_miou.py", semantic_root / "validation", sub)
-        assert printed_miou(ev.stdout) == printed_miou(out.stdout)
-    assert load_dump(tmp_path / "pred1.json")["images"] != load_dump(tmp_path / "pred0.json")["images"]
+        assert printed_miou(ev.stdout) == printed_miou(out.stdout) and float(printed_miou(out.stdout)) > 0
+    if family == "htc":  # the flipped views changed the predictions
+        assert load_dump(tmp_path / "pred1.json")["images"] != load_dump(tmp_path / "pred0.json")["images"]
 
 
 def test_distributed_two_processes_on_cpu(repo_root, synthetic_root, tmp_path):
