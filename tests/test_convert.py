@@ -420,7 +420,10 @@ def test_cli_subprocess_exit_codes(tmp_path, repo_root):
     good = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert good.returncode == 0, good.stderr
     assert good.stdout.strip() == f"1 images (0 without cells), 1 cells, 0 nuclei -> {tmp_path / 'a.json'}"
-    assert "convert" in good.stderr  # progress bar on stderr
+    assert good.stderr.strip()  # the progress bar goes to stderr, never into stdout
+    quiet = subprocess.run([*cmd[:3], str(tmp_path / "b.json"), "--no-progress"], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert json.loads((tmp_path / "b.json").read_text())["annotations"] == json.loads((tmp_path / "a.json").read_text())["annotations"]
     assert json.loads((tmp_path / "a.json").read_text())["images"][0]["file_name"] == "1.png"
     assert (tmp_path / "sem" / "1.png").is_file()
 
