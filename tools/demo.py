@@ -12,7 +12,7 @@ def main(argv=None):
     p.add_argument("--num-train", type=int, default=160)
     p.add_argument("--num-val", type=int, default=40)
     p.add_argument("--max-iters", type=int, help="training iterations (default: the config's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and of training")
     args = p.parse_args(argv)
     from segpc.apis.demo import run_demo
 

@@ -81,7 +81,7 @@ def run_demo(work_dir: str = "work_dirs/demo", data_root: str = "data/synthetic"
     t0 = time.time()
     _step(f"synthetic SegPC data → {data_root} ({num_train} train / {num_val} validation images)")
     prepare_synthetic(data_root, num_train, num_val, seed)
-    options = {"data_root": data_root}
+    options = {"data_root": data_root, "randomness.seed": seed}  # the same seed, the same numbers
     if max_iters:
         options["train_cfg.max_iters"] = max_iters
     _step(f"training {config} on CPU → {work_dir}")
