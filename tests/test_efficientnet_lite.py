@@ -106,7 +106,7 @@ def test_checkpoint_that_does_not_fit_is_an_error(tmp_path):
 def config_normalisation(repo_root):
     from mmengine.config import Config
 
-    pre = Config.fromfile(str(repo_root / "configs/_base_/backbones.py")).efficientnet_lite_preprocessor
+    pre = Config.fromfile(str(repo_root / "configs/cpu/mask_rcnn_lite0_real512.py")).model.data_preprocessor
     return torch.tensor(pre["mean"]), torch.tensor(pre["std"]), pre["bgr_to_rgb"]
 
 

@@ -6,7 +6,6 @@
 # binary whole-cell map (background, cell) that run.py writes to data/segpc_real512/semantic/.
 _base_ = ['./mask_rcnn_lite0_real512.py']
 
-ch = 64
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True, with_seg=True),
@@ -19,7 +18,7 @@ train_dataloader = dict(dataset=dict(data_prefix=dict(seg='semantic/train/'), pi
 
 def _bbox_head(stds):
     return dict(
-        type='Shared2FCBBoxHead', in_channels=ch, fc_out_channels=256, roi_feat_size=7,
+        type='Shared2FCBBoxHead', in_channels=64, fc_out_channels=256, roi_feat_size=7,
         num_classes=3, reg_class_agnostic=True,
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds),
         loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
@@ -28,8 +27,8 @@ def _bbox_head(stds):
 
 def _mask_head(first):
     return dict(
-        type='HTCMaskHead', with_conv_res=not first, num_convs=4, in_channels=ch,
-        conv_out_channels=ch, num_classes=3,
+        type='HTCMaskHead', with_conv_res=not first, num_convs=4, in_channels=64,
+        conv_out_channels=64, num_classes=3,
         loss_mask=dict(type='CrossEntropyLoss', use_mask=True, loss_weight=1.0))
 
 
@@ -42,25 +41,27 @@ def _rcnn(iou):
         mask_size=28, pos_weight=-1, debug=False)
 
 
-roi_extractor = dict(type='SingleRoIExtractor', out_channels=ch, featmap_strides=[4, 8, 16, 32])
+def _roi_extractor(size):
+    return dict(type='SingleRoIExtractor', out_channels=64, featmap_strides=[4, 8, 16, 32],
+                roi_layer=dict(type='RoIAlign', output_size=size, sampling_ratio=0))
+
+
 model = dict(
     type='HybridTaskCascade',
     roi_head=dict(
         _delete_=True, type='HybridTaskCascadeRoIHead', interleaved=True, mask_info_flow=True,
         num_stages=3, stage_loss_weights=[1, 0.5, 0.25],
-        bbox_roi_extractor=dict(
-            roi_extractor, roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)),
+        bbox_roi_extractor=_roi_extractor(7),
         bbox_head=[_bbox_head(s) for s in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
                                            [0.033, 0.033, 0.067, 0.067])],
-        mask_roi_extractor=dict(
-            roi_extractor, roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0)),
+        mask_roi_extractor=_roi_extractor(14),
         mask_head=[_mask_head(i == 0) for i in range(3)],
         semantic_roi_extractor=dict(
-            type='SingleRoIExtractor', out_channels=ch, featmap_strides=[8],
+            type='SingleRoIExtractor', out_channels=64, featmap_strides=[8],
             roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0)),
         semantic_head=dict(
-            type='FusedSemanticHead', num_ins=5, fusion_level=1, num_convs=4, in_channels=ch,
-            conv_out_channels=ch, num_classes=2, ignore_label=255, loss_weight=0.2)),
+            type='FusedSemanticHead', num_ins=5, fusion_level=1, num_convs=4, in_channels=64,
+            conv_out_channels=64, num_classes=2, ignore_label=255, loss_weight=0.2)),
     train_cfg=dict(rcnn=[_rcnn(iou) for iou in (0.5, 0.6, 0.7)]),
     test_cfg=dict(rcnn=dict(score_thr=0.001, nms=dict(type='nms', iou_threshold=0.5),
                             max_per_img=100, mask_thr_binary=0.5)))

