@@ -100,36 +100,39 @@ def test_crop_dataset_refuses_coco_without_cell_index(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_both_stages_predict_and_score(fixture_root, tmp_path):
-    """One training step of each network (tools/train.py), the two-stage prediction
-    (tools/predict_bmdeep.py) and its score (tools/eval_miou.py)."""
+def test_train_both_stages_predict_and_score(tmp_path_factory, tmp_path):
+    """Training of each network (tools/train.py: the nucleus U-Net for its 40 iterations, one
+    step of the cytoplasm network), the two-stage prediction (tools/predict_bmdeep.py) and its
+    score (tools/eval_miou.py, tools/bmdeep_scores.py)."""
+    root = synthetic_coco(tmp_path_factory.mktemp("bmdeep8"), {"train": 8, "validation": 2}, seed=5, size=(96, 128))
     ckpt = {}
-    for name in ("nucleus_unet_tiny", "cytoplasm_tiny"):
+    for name, iters in (("nucleus_unet_tiny", 40), ("cytoplasm_tiny", 1)):
         work = tmp_path / name
         tool("tools/train.py", f"configs/bmdeep/fixture/{name}.py", "--work-dir", work, "--cfg-options",
-             f"data_root={fixture_root}", "train_cfg.max_iters=1", "train_cfg.val_interval=1",
-             "default_hooks.checkpoint.interval=1")
-        ckpt[name] = work / "iter_1.pth"
+             f"data_root={root}", f"train_cfg.max_iters={iters}", f"train_cfg.val_interval={iters}",
+             f"default_hooks.checkpoint.interval={iters}")
+        ckpt[name] = work / f"iter_{iters}.pth"
         assert ckpt[name].is_file()
     out = tmp_path / "pred"
     c = str(ckpt["cytoplasm_tiny"])
-    tool("tools/predict_bmdeep.py", "configs/bmdeep/fixture/two_stage_tiny.py", fixture_root / "validation" / "x",
+    tool("tools/predict_bmdeep.py", "configs/bmdeep/fixture/two_stage_tiny.py", root / "validation" / "x",
          out, "--nucleus", ckpt["nucleus_unet_tiny"], "--cytoplasm", f"1.75={c}", f"3.0={c}",
-         "--candidates", tmp_path / "cand.json")
+         "--aggregate", "select", "--candidates", tmp_path / "cand.json")
     dump = json.loads((out / "predictions.json").read_text())
-    names = sorted(p.stem for p in (fixture_root / "validation" / "x").iterdir())
+    names = sorted(p.stem for p in (root / "validation" / "x").iterdir())
     assert sorted(i["name"] for i in dump["images"]) == names and dump["bmdeep"]["scales"] == [1.75, 3.0]
-    n_cells = sum(len(i["cells"]) for i in dump["images"])
-    assert len(list((out / "submission").glob("*.bmp"))) == n_cells
-    res = tool("tools/eval_miou.py", fixture_root / "validation", out / "submission", "--json", tmp_path / "s.json")
+    n_cells = sum(len(i["cells"]) for i in dump["images"])  # select: one cell per nucleus found
+    assert n_cells > 0 and len(list((out / "submission").glob("*.bmp"))) == n_cells
+    res = tool("tools/eval_miou.py", root / "validation", out / "submission", "--json", tmp_path / "s.json")
     score = json.loads((tmp_path / "s.json").read_text())
-    assert 0.0 <= float(printed_miou(res.stdout)) <= 1.0 and score["num_pred"] == n_cells
-    # the candidates re-aggregated by the spec's filter give the same submission's score
-    tool("tools/bmdeep_scores.py", fixture_root / "validation", tmp_path / "cand.json", "--json", tmp_path / "c.json")
+    assert 0.0 < float(printed_miou(res.stdout)) <= 1.0 and score["num_pred"] == n_cells
+    # the candidates: every scale holds one cell per nucleus; re-aggregated by select, the same score
+    tool("tools/bmdeep_scores.py", root / "validation", tmp_path / "cand.json", "--json", tmp_path / "c.json")
     scores = json.loads((tmp_path / "c.json").read_text())
-    assert scores["filter"]["num_pred"] == n_cells and scores["filter"]["mIoU"] == pytest.approx(score["mIoU"])
+    assert scores["scale 1.75"]["num_pred"] == scores["scale 3"]["num_pred"] == n_cells
+    assert scores["select"]["mIoU"] == pytest.approx(score["mIoU"])
     # a scale of the spec without its checkpoint: exit 2, the spec named
-    bad = tool("tools/predict_bmdeep.py", "configs/bmdeep/fixture/two_stage_tiny.py", fixture_root / "validation" / "x",
+    bad = tool("tools/predict_bmdeep.py", "configs/bmdeep/fixture/two_stage_tiny.py", root / "validation" / "x",
                tmp_path / "pred2", "--nucleus", ckpt["nucleus_unet_tiny"], "--cytoplasm", f"1.75={c}", check=False)
     assert bad.returncode == 2 and "two_stage_tiny.py" in bad.stderr
 
