@@ -9,7 +9,7 @@ from segpc.engine.pretrained import load_backbone_weights, resolve
 from segpc.io import SegPCError
 
 ARCHS = {"lite0": [24, 40, 112, 320], "lite1": [24, 40, 112, 320], "lite2": [24, 48, 120, 352]}
-CPU_CONFIG = "configs/cpu/mask_rcnn_lite0_real512.py"
+CPU_CONFIGS = ("configs/cpu/mask_rcnn_lite0_real512.py", "configs/cpu/htc_lite0_real512.py")
 
 
 def weights(arch):
@@ -152,7 +152,8 @@ def test_config_normalisation_classifies_imagenet_photographs(repo_root):
 
 
 @pytest.mark.slow
-def test_cpu_config_trains_a_step_and_predicts(repo_root, tmp_path):
+@pytest.mark.parametrize("config", CPU_CONFIGS)
+def test_cpu_config_trains_a_step_and_predicts(config, repo_root, tmp_path):
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
@@ -162,11 +163,14 @@ def test_cpu_config_trains_a_step_and_predicts(repo_root, tmp_path):
     from segpc.apis.config import load_config, set_img_scale
 
     weights("lite0")
-    root = synthetic_coco(tmp_path, {"train": 2, "validation": 1}, seed=5, empty_prob=0.0)
-    cfg = load_config(str(repo_root / CPU_CONFIG), {"data_root": str(root)})
+    root = synthetic_coco(tmp_path, {"train": 2, "validation": 1}, seed=5, empty_prob=0.0,
+                          semantic=True)
+    cfg = load_config(str(repo_root / config), {"data_root": str(root)})
     set_img_scale(cfg, (128, 96))
     cfg.model.train_cfg.rpn_proposal.update(nms_pre=100, max_per_img=30)
-    cfg.model.train_cfg.rcnn.sampler.num = 16
+    rcnn = cfg.model.train_cfg.rcnn
+    for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
+        stage.sampler.num = 16
     cfg.model.test_cfg.rpn.update(nms_pre=100, max_per_img=30)
     cfg.model.test_cfg.rcnn.update(score_thr=0.0)
     init_default_scope(cfg.default_scope)

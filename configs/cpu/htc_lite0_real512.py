@@ -48,6 +48,7 @@ def _roi_extractor(size):
 
 model = dict(
     type='HybridTaskCascade',
+    data_preprocessor=dict(pad_seg=True),  # semantic maps padded with the images (as mmdet's HTC)
     roi_head=dict(
         _delete_=True, type='HybridTaskCascadeRoIHead', interleaved=True, mask_info_flow=True,
         num_stages=3, stage_loss_weights=[1, 0.5, 0.25],

@@ -7,9 +7,11 @@
 #
 # - inputs RGB, (x - 127) / 128: how the weights were trained;
 # - stem and first stage frozen, BN statistics frozen (norm_eval), as mmdet fine-tunes ResNets;
-# - GroupNorm in the FPN: the backbone's features are not normalised (std 3-7, peaks ~50), and
-#   without a norm the un-normalised FPN/RoI heads diverge;
-# - channels-last memory format in the backbone (about 4x faster training steps on CPU).
+# - GroupNorm in the FPN: the backbone's features are not normalised (std 3-8, peaks ~50 on a
+#   photograph), too large for the un-normalised FPN/RoI heads (an earlier pilot without a norm
+#   did not train; not re-measured here);
+# - channels-last memory format in the backbone (its forward + backward at batch 4, 512x384:
+#   7.5 s against 30 s contiguous, measured on busy cores).
 _base_ = ['./mask_rcnn_r18_real512.py']
 
 model = dict(
@@ -25,7 +27,10 @@ model = dict(
               norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)))
 
 # 100 iterations at batch 4 (1.7 epochs of 238 images): sized for 2 CPU cores shared with
-# several other jobs (see benchmarks/real_segpc/README.md for the measured times).
+# about eight other jobs (37 min of training there). Measured: too short — validation mIoU 0.000,
+# no cell scored >= 0.5 yet (benchmarks/real_segpc/README.md). On free cores the steps are
+# several times faster (not measured here): a longer schedule (max_iters and the milestones)
+# gives a useful model.
 train_cfg = dict(max_iters=100, val_interval=50)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=25),

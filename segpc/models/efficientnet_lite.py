@@ -15,7 +15,7 @@ trained.
 
 Outputs: the last block of each resolution, strides 4, 8, 16 and 32 (``out_indices`` 0-3), with
 ``out_channels`` channels (lite0/1: 24, 40, 112, 320; lite2: 24, 48, 120, 352). The features are
-not normalised across channels (std 3-7, peaks ~50 on SegPC images): put a norm in the neck
+not normalised (std 3-8, peaks ~50 on a photograph): put a norm in the neck
 (``FPN(norm_cfg=...)``), as the CPU configs do.
 """
 from __future__ import annotations
