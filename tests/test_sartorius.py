@@ -374,7 +374,7 @@ def test_registered_metric_scores_postprocessed_predictions(tmp_path):
             "annotations": [{"id": k, "image_id": 1, "category_id": 2, "iscrowd": 0, "segmentation": encode(m)}
                             for k, m in enumerate((a, b), start=1)]}
     (tmp_path / "val.json").write_text(json.dumps(coco))
-    metric = METRICS.build(dict(type="SartoriusMetric", ann_file=str(tmp_path / "val.json"),
+    metric = METRICS.build(dict(type="SartoriusMetric", _scope_="mmdet", ann_file=str(tmp_path / "val.json"),
                                 min_size={"astro": 10}, submission=str(tmp_path / "sub.csv")))
     masks = torch.from_numpy(np.stack([a, rect(0, 6, 0, 10), b]).astype(bool))
     pred = {"labels": torch.tensor([1, 1, 2]), "scores": torch.tensor([0.9, 0.8, 0.3]), "masks": masks}
