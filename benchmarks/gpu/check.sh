@@ -92,7 +92,7 @@ if [ "$MODE" = run ] && [ $SKIP_BUILD = 0 ]; then
      $PY -m pip wheel -v --no-index --no-deps --no-build-isolation . -w /tmp/segpc_mmcv/dist) > "$OUT/build.log" 2>&1
   RC=$?
   BS=$(( $(date +%s) - B0 ))
-  NOBJ=$(grep -c '^\[[0-9]*/[0-9]*\]' "$OUT/build.log")
+  NOBJ=$(grep -cE '^\s*\[[0-9]+/[0-9]+\]' "$OUT/build.log")
   [ $RC = 0 ] && { $PY -m pip install -q --no-index --no-deps --no-cache-dir --upgrade --target "$SITE" /tmp/segpc_mmcv/dist/mmcv-*.whl || RC=3; }
   echo "build: rc $RC in ${BS}s ($NOBJ compile steps logged)"
   BUILD_JSON="{\"sdist\": \"$(basename "$SDIST")\", \"nvcc\": \"${NVCC:-}\", \"arch\": \"$ARCH\", \"jobs\": $JOBS, \"seconds\": $BS, \"rc\": $RC, \"steps_logged\": $NOBJ}"
