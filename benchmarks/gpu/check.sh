@@ -9,7 +9,7 @@
 #   benchmarks/gpu/check.sh dry-run --out DIR    the same steps on this CPU in about a minute: no
 #                                                build, the op check on the CPU, bench_gpu.py --dry-run
 # Options (run / dry-run): --arch 9.0 (TORCH_CUDA_ARCH_LIST), --jobs N (default: all cores),
-#   --budget S (seconds for the whole run, default 540: later steps are skipped, not cut),
+#   --budget S (seconds for the whole run, default 570: later steps are skipped or stopped),
 #   --skip-build (mmcv with CUDA ops already importable); anything after -- goes to bench_gpu.py.
 # Environment: PY (default python3; for dry-run e.g. .venv/bin/python), SEGPC_REAL_DATA (pack).
 # Output in DIR: check.log (this script), build.log, gpu_check.{json,md,log}. Exit 0 only if all ran.
@@ -43,7 +43,7 @@ pack() {
 }
 
 MODE=${1:-}; shift || true
-OUT=""; ARCH=9.0; JOBS=$(nproc); BUDGET=540; SKIP_BUILD=0; EXTRA=()
+OUT=""; ARCH=9.0; JOBS=$(nproc); BUDGET=570; SKIP_BUILD=0; EXTRA=()
 while [ $# -gt 0 ]; do
   case $1 in
     --out) OUT=${2:-}; shift 2 ;;
