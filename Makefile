@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml Makefile
 	@# CPU-ops wheel must not stand in for it.
 	@$(PY) -c "import mmcv, mmcv.ops" 2>/dev/null || \
 	  { cuda_env=$$($(PY) scripts/cuda_toolkit.py) || exit 1; \
-	    if [ -n "$$cuda_env" ]; then echo "installing $(MMCV) with CUDA ops (built from source: about 2 h on 2 cores, minutes on 16; see benchmarks/README.md, GPU setup)"; \
+	    if [ -n "$$cuda_env" ]; then echo "installing $(MMCV) with CUDA ops (built from source: about 2 CPU-hours, 10 min on 16 cores; see benchmarks/README.md, GPU setup)"; \
 	      env $$cuda_env MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-cache-dir --no-build-isolation $(MMCV); \
 	    else echo "installing $(MMCV) with ops (built from source the first time: ~10 min on 2 cores; then from the pip cache)"; \
 	      MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-build-isolation $(MMCV); fi; }
