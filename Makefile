@@ -2,7 +2,7 @@
 #   make setup   create .venv with the pinned stack (idempotent; mmcv is built once, then cached by pip)
 #   make demo    setup if needed, then synthetic data -> train -> test -> mIoU -> overlays
 #   make test    setup if needed, then the whole test suite (what .ci/run calls)
-#   make test-fast  the tests that train no model (`pytest -m "not slow"`): the inner loop
+#   make test-fast  the tests under about a second each (`pytest -m "not slow"`, < 1 min): the inner loop
 
 PYTHON ?= python3.11
 VENV   ?= .venv

@@ -355,6 +355,7 @@ def test_policy_values_lists_are_ranges_and_choice_is_a_list():
 # --------------------------------------------------------------------------- determinism & resume
 
 
+@pytest.mark.slow
 def test_same_seed_byte_identical_for_1_and_2_workers(tmp_path, dataset):
     ann, img_dir = dataset
     pol = REPO / "configs/augment/segpc_xlab.yaml"
@@ -376,6 +377,7 @@ class _Boom(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_after_failure_redoes_only_missing_and_matches_clean_run(tmp_path, dataset, monkeypatch):
     ann, img_dir = dataset
     pol = REPO / "configs/augment/segpc_xlab.yaml"
@@ -417,6 +419,7 @@ def test_resume_after_failure_redoes_only_missing_and_matches_clean_run(tmp_path
     assert stats["made"] == 0 and tree_bytes(out) == tree_bytes(clean)
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_identical_output(tmp_path, dataset, tool_main):
     ann, img_dir = dataset
     args = [str(ann), "--img-dir", str(img_dir), "--num", "80", "--workers", "2", "--no-progress",
@@ -509,6 +512,7 @@ def test_resume_redoes_images_whose_source_changed(tmp_path, dataset):
                 for a in by_img[im["id"]] if a["category_id"] == 1]
 
 
+@pytest.mark.slow
 def test_error_in_a_worker_process_is_a_one_line_error(tmp_path, dataset):
     ann, img_dir = dataset
     cv2.imwrite(str(img_dir / "31.png"), _image(31, H + 2, W))  # not the size the JSON says

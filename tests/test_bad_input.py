@@ -41,6 +41,7 @@ def test_segpc_error_raised_in_a_dataloader_worker_stays_one_line():
     assert str(e.value) == "x/0.jpg: cannot read image (missing, corrupt or unsupported format)"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error, reason", [
     ("http", "HTTP Error 403: Forbidden"),
     ("ssl", "CERTIFICATE_VERIFY_FAILED"),
@@ -148,6 +149,7 @@ def test_check_checkpoint(bad_checkpoints):
         assert e.value.path == str(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["truncated", "corrupt", "text"])
 def test_tools_name_a_bad_checkpoint(tmp_path, bad_checkpoints, capsys, kind):
     from helpers import synthetic_coco
@@ -299,6 +301,7 @@ def test_test_and_eval_miou_agree_on_a_split_with_an_empty_mask(tmp_path, capsys
     assert int(line.search(out_test).group(2)) == n_files  # the empty mask is a ground-truth cell
 
 
+@pytest.mark.slow
 def test_predict_skips_a_file_that_is_not_an_image(tmp_path, capsys):
     import cv2
     import numpy as np

@@ -17,6 +17,7 @@ def fixture_root(tmp_path_factory) -> Path:
     return synthetic_coco(tmp_path_factory.mktemp("bmdeep"), {"train": 3, "validation": 2}, seed=11, size=(96, 128))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_configs_build(name, fixture_root):
     from mmengine.registry import init_default_scope

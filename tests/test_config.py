@@ -136,6 +136,7 @@ def plain(value):
     return value.to_dict() if hasattr(value, "to_dict") else value
 
 
+@pytest.mark.slow
 def test_every_config_holds_only_known_keys_and_its_own_pipelines(repo_root):
     """Every runner config (one with a ``model``; configs/bmdeep/two_stage*.py describe a predictor)."""
     names = [n for n in all_configs(repo_root) if "model" in final_config(str(repo_root / n))]

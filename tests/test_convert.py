@@ -405,6 +405,7 @@ def test_bad_input(tmp_path, build, tool, capsys):
     assert [p for p in leftovers if p not in before] == []  # no staging, temp files or folders
 
 
+@pytest.mark.slow
 def test_cli_subprocess_exit_codes(tmp_path, repo_root):
     cell = cell_mask(2, 6, 2, 6)
     split = make_split(tmp_path / "s", {"1.png": image()}, {"1_1.png": cell, "9_1.png": cell})
@@ -442,6 +443,7 @@ def test_semantic_dir_keeps_other_files(tmp_path):
 # --------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow
 def test_real_train_fullres(real_data, tmp_path):
     split = real_data / "train_fullres"
     mask_files = sorted(p.name for p in (split / "y").iterdir())

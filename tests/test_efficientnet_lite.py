@@ -110,6 +110,7 @@ def config_normalisation(repo_root):
     return torch.tensor(pre["mean"]), torch.tensor(pre["std"]), pre["bgr_to_rgb"]
 
 
+@pytest.mark.slow
 def test_config_normalisation_matches_the_weights_stem_statistics(repo_root):
     """The stem's BN running means are E[conv(x)] over ImageNet: with ImageNet's mean pixel
     normalised as the weights were trained, W @ mean should be closest to them."""
@@ -130,6 +131,7 @@ def test_config_normalisation_matches_the_weights_stem_statistics(repo_root):
     assert all(ours < 0.6 * r for r in others.values()), (ours, others)
 
 
+@pytest.mark.slow
 def test_config_normalisation_classifies_imagenet_photographs(repo_root):
     """Backbone + the files' classifier head on scikit-image's photographs, normalised as the
     config does: the cat is a cat (ImageNet 281-285), the coffee an espresso/cup (967, 968)."""

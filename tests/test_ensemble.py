@@ -227,6 +227,7 @@ def test_tool_writes_dump_and_submission(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'short.json'}: different image set")
 
 
+@pytest.mark.slow
 def test_tool_takes_submission_folders_and_tie_option(tmp_path):
     """Two submission folders and a dump; folders' cells score 1.0, images without cells in a
     folder have none there; --tie decides the pixels half of the 2 voters have."""

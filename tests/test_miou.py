@@ -186,6 +186,7 @@ def random_masks(rng, h, w, n=6):
 SIZES = [(1536, 2040), (384, 512), (386, 512), (1080, 1440), (2160, 2880), (701, 933), (1081, 1441), (7, 9), (1, 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SIZES)
 def test_crop_resize_equals_cv2_resize(shape):
     rng = np.random.default_rng(sum(shape))
@@ -416,6 +417,7 @@ def test_evaluation_package_is_light():
 # --------------------------------------------------------------------------- real data
 
 
+@pytest.mark.slow
 def test_real_gt_against_itself(real_data):
     y = real_data / "train_fullres" / "y"
     n_files = len([p for p in y.iterdir() if p.suffix == ".png"])
@@ -425,6 +427,7 @@ def test_real_gt_against_itself(real_data):
     assert all(r["mIoU"] == 1.0 for r in res.per_image.values())
 
 
+@pytest.mark.slow
 def test_real_perturbed_matches_reference(real_data, tmp_path):
     rng = np.random.default_rng(2021)
     pred = tmp_path / "pred"

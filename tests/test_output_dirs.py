@@ -135,6 +135,7 @@ def test_worst_cells_cli_refuses_a_user_folder(tmp_path):
     assert {p.name for p in out.iterdir()} == {"crops", "index.csv", "index.md"}
 
 
+@pytest.mark.slow
 def test_test_cli_refuses_a_user_folder(tmp_path):
     root = synthetic_coco(tmp_path / "s", {"validation": 1}, seed=0, size=(64, 96))
     d = user_folder(tmp_path / "d")

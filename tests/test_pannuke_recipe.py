@@ -31,6 +31,7 @@ def _lrs(cfg, epochs):
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_recipe_schedule_and_settings():
     from mmengine.config import Config
 
@@ -93,6 +94,7 @@ def test_instance_maps_resolve_overlaps_by_score():
     assert (maps[..., 1] == 2).sum() == 16 - 4 and set(np.unique(maps[..., 1])) == {0, 2}
 
 
+@pytest.mark.slow
 def test_recipe_without_coco_weights_is_one_line(tmp_path, repo_root):
     if (repo_root / "checkpoints" / "mask_rcnn_r101_fpn_1x_coco_20200204-1efe0ed5.pth").exists():
         pytest.skip("the COCO weights are present: the recipe would train")

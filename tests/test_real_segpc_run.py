@@ -29,6 +29,7 @@ def truth_dump(val_dir, drop_every=0):
     return make_dump(images)
 
 
+@pytest.mark.slow
 def test_ensemble_of_work_dirs_is_voted_and_scored(real_data, root, tmp_path):
     val = root / "validation"
     dirs = [tmp_path / n for n in ("a", "b", "c")]

@@ -230,6 +230,7 @@ def test_real_testtimeaug_pipeline_round_trip(tmp_path):
     assert len(res.pred_instances) == 1
 
 
+@pytest.mark.slow
 def test_apply_tta_derives_the_pipeline_from_the_config():
     micro = Config.fromfile(str(REPO / "configs/fixture/mask_rcnn_micro.py"))
     model_type = micro.model.type
