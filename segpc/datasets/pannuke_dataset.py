@@ -2,15 +2,13 @@
 ``BoxesFromMasks`` (tight boxes after a geometric transform)."""
 from __future__ import annotations
 
-import os
-
 from mmcv.transforms import BaseTransform
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS, TRANSFORMS
 
 from segpc.datasets.pannuke import HOW_TO_GET_DATA
+from segpc.datasets.segpc_dataset import require_coco_data
 from segpc.evaluation.pq import CLASSES
-from segpc.io import SegPCError
 
 
 @DATASETS.register_module()
@@ -24,11 +22,7 @@ class PanNukeDataset(CocoDataset):
     }
 
     def load_data_list(self) -> list[dict]:
-        if not os.path.isfile(self.ann_file):
-            raise SegPCError(self.ann_file, f"annotation file not found: {HOW_TO_GET_DATA}")
-        img_dir = self.data_prefix.get("img", "")
-        if img_dir and not os.path.isdir(img_dir):
-            raise SegPCError(img_dir, f"image folder not found: {HOW_TO_GET_DATA}")
+        require_coco_data(self.ann_file, self.data_prefix.get("img", ""), HOW_TO_GET_DATA)
         return super().load_data_list()
 
 

@@ -1,13 +1,11 @@
 """``SartoriusDataset``: mmdet's COCO dataset for the Sartorius cell types (shsy5y, astro, cort)."""
 from __future__ import annotations
 
-import os
-
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
 from segpc.datasets.sartorius import CELL_TYPES
-from segpc.io import SegPCError
+from segpc.datasets.segpc_dataset import require_coco_data
 
 HOW_TO_GET_DATA = (
     "convert Kaggle's Sartorius train.csv with tools/convert_sartorius.py (README.md, 'Kaggle cell data'), "
@@ -26,9 +24,5 @@ class SartoriusDataset(CocoDataset):
     }
 
     def load_data_list(self) -> list[dict]:
-        if not os.path.isfile(self.ann_file):
-            raise SegPCError(self.ann_file, f"annotation file not found: {HOW_TO_GET_DATA}")
-        img_dir = self.data_prefix.get("img", "")
-        if img_dir and not os.path.isdir(img_dir):
-            raise SegPCError(img_dir, f"image folder not found: {HOW_TO_GET_DATA}")
+        require_coco_data(self.ann_file, self.data_prefix.get("img", ""), HOW_TO_GET_DATA)
         return super().load_data_list()

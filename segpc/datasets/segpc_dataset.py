@@ -15,10 +15,13 @@ HOW_TO_GET_DATA = (
 )
 
 
-def require_file(path: str, what: str = "annotation file") -> None:
-    """Raise a one-line :class:`SegPCError` that says how to get the data when ``path`` is missing."""
-    if not os.path.isfile(path):
-        raise SegPCError(path, f"{what} not found: {HOW_TO_GET_DATA}")
+def require_coco_data(ann_file: str, img_dir: str, how: str = HOW_TO_GET_DATA) -> None:
+    """A COCO data set's annotation file and image folder, or a one-line :class:`SegPCError`
+    that says ``how`` to get the data (shared by every segpc COCO dataset)."""
+    if not os.path.isfile(ann_file):
+        raise SegPCError(ann_file, f"annotation file not found: {how}")
+    if img_dir and not os.path.isdir(img_dir):
+        raise SegPCError(img_dir, f"image folder not found: {how}")
 
 
 @DATASETS.register_module()
@@ -31,10 +34,8 @@ class SegPCDataset(CocoDataset):
     }
 
     def load_data_list(self) -> list[dict]:
-        require_file(self.ann_file)
         img_dir = self.data_prefix.get("img", "")
-        if img_dir and not os.path.isdir(img_dir):
-            raise SegPCError(img_dir, f"image folder not found: {HOW_TO_GET_DATA}")
+        require_coco_data(self.ann_file, img_dir)
         data_list = super().load_data_list()
         seg_dir = self.data_prefix.get("seg")
         if seg_dir:  # HTC/SCNet: check the semantic maps here, not in a DataLoader worker
