@@ -66,3 +66,13 @@ model = dict(
     train_cfg=dict(rcnn=[_rcnn(iou) for iou in (0.5, 0.6, 0.7)]),
     test_cfg=dict(rcnn=dict(score_thr=0.001, nms=dict(type='nms', iou_threshold=0.5),
                             max_per_img=100, mask_thr_binary=0.5)))
+
+# About the training time of the Mask R-CNN recipe: an HTC step costs about twice a Mask R-CNN
+# step here (benchmarks/real_segpc/README.md, "Step cost"), so half the iterations: 200 at
+# batch 4, validation every 100.
+train_cfg = dict(max_iters=200, val_interval=100)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=25),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=200, milestones=[150, 180], gamma=0.1),
+]
+default_hooks = dict(checkpoint=dict(interval=100))
