@@ -68,8 +68,8 @@ model = dict(
                             max_per_img=100, mask_thr_binary=0.5)))
 
 # About the training time of the Mask R-CNN recipe: an HTC step costs about twice a Mask R-CNN
-# step here (benchmarks/real_segpc/README.md, "Step cost"), so half the iterations: 200 at
-# batch 4, validation every 100.
+# step here (7.7 s against 3.7 s on 2 free cores), so half the iterations: 200 at batch 4,
+# validation every 100 (28 min; mIoU 0.166, benchmarks/real_segpc/README.md).
 train_cfg = dict(max_iters=200, val_interval=100)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=25),
