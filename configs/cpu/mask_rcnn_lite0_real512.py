@@ -26,9 +26,9 @@ model = dict(
     neck=dict(in_channels=[24, 40, 112, 320],  # the backbone's channels at strides 4/8/16/32
               norm_cfg=dict(type='GN', num_groups=16, requires_grad=True)))
 
-# 400 iterations at batch 4 (6.7 epochs of 238 images): about 25 minutes of training on 2 free CPU
-# cores (3.5 s/iteration measured; the depthwise convolutions are slow on a CPU); validation every
-# 200 iterations, best checkpoint by segpc/mIoU. (100 iterations were too few: no cell scored
+# 400 iterations at batch 4 (6.7 epochs of 238 images): 27.9 minutes of training with validations
+# on 2 free CPU cores (3.7 s/iteration measured; the depthwise convolutions are slow on a CPU),
+# mIoU 0.576; validation every 200 iterations, best checkpoint by segpc/mIoU. (100 iterations were too few: no cell scored
 # >= 0.5 yet; benchmarks/real_segpc/README.md.)
 train_cfg = dict(max_iters=400, val_interval=200)
 param_scheduler = [
