@@ -1,4 +1,5 @@
 """Helpers shared by the tests (pytest puts tests/ on sys.path: ``from helpers import ...``)."""
+import importlib.util
 import os
 import re
 import subprocess
@@ -12,6 +13,14 @@ from segpc.datasets.synthetic import write_splits
 from segpc.structures import bbox_xyxy, encode
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: str):
+    """A script of the repository (``tools/``, ``benchmarks/``: not packages) as a module."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem + "_under_test", REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 MICRO_CONFIG = "configs/fixture/mask_rcnn_micro.py"
 
 

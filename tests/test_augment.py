@@ -1,7 +1,6 @@
 """Offline augmentation (segpc.augment, tools/augment.py): exact masks, determinism, resume."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import load_script
 from segpc.augment import Options, augment_dataset, build_policy
 from segpc.augment import pipeline
 from segpc.augment.cells import extract_cells, pack_cells
@@ -71,10 +71,7 @@ def default_cells():
 @pytest.fixture(scope="module")
 def tool_main():
     """tools/augment.py's main (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("augment_tool", REPO / "tools" / "augment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("tools/augment.py").main
 
 
 @pytest.fixture

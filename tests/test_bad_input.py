@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import load_script
 from segpc.io import SegPCError
 
 
@@ -110,12 +111,7 @@ MICRO = "configs/fixture/mask_rcnn_micro.py"
 
 
 def load_tool(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    return load_script(f"tools/{name}.py").main
 
 
 @pytest.fixture

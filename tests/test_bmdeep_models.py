@@ -138,11 +138,11 @@ def test_train_both_stages_predict_and_score(tmp_path_factory, tmp_path):
     assert bad.returncode == 2 and "two_stage_tiny.py" in bad.stderr
 
 
-@pytest.mark.parametrize("spec", ["two_stage", "fixture/two_stage_tiny"])
+@pytest.mark.parametrize("spec", ["bmdeep/two_stage", "bmdeep/fixture/two_stage_tiny", "cpu/bmdeep/two_stage_real512"])
 def test_two_stage_specs_name_existing_configs(spec):
     from mmengine.config import Config
 
-    path = Path("configs/bmdeep") / f"{spec}.py"
+    path = Path("configs") / f"{spec}.py"
     s = Config.fromfile(str(path))
     configs = [s.nucleus["config"]] + [c["config"] for c in s.cytoplasm]
     assert all((path.parent / c).is_file() for c in configs)

@@ -1,7 +1,6 @@
 """SegPC raw layout → COCO: segpc.datasets.convert and tools/convert_segpc.py."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from helpers import load_script
 from segpc.cli import run
 from segpc.datasets.convert import (
     CATEGORIES,
@@ -38,11 +38,7 @@ H, W = 24, 32
 @pytest.fixture(scope="module")
 def tool(repo_root: Path):
     """tools/convert_segpc.py loaded as a module (tools/ is not a package)."""
-    path = repo_root / "tools" / "convert_segpc.py"
-    spec = importlib.util.spec_from_file_location("convert_segpc_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/convert_segpc.py")
 
 
 def image(h: int = H, w: int = W, seed: int = 0) -> np.ndarray:

@@ -1,5 +1,4 @@
 """The CPU-side parts of the GPU check (benchmarks/gpu/) and of `make setup`'s CUDA path."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,22 +7,17 @@ import types
 import pytest
 from mmengine.config import ConfigDict
 
-
-def _load(repo_root, rel, name):
-    spec = importlib.util.spec_from_file_location(name, repo_root / rel)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def bench(repo_root):
-    return _load(repo_root, "benchmarks/gpu/bench_gpu.py", "bench_gpu")
+    return load_script("benchmarks/gpu/bench_gpu.py")
 
 
 @pytest.fixture(scope="module")
 def cuda_toolkit(repo_root):
-    return _load(repo_root, "scripts/cuda_toolkit.py", "cuda_toolkit")
+    return load_script("scripts/cuda_toolkit.py")
 
 
 def _rec(step, time, data_time, memory=None, loss=1.0):

@@ -1,13 +1,12 @@
 """Output folders: a tool replaces only what it wrote itself (segpc.io.check_output_dir), and the
 real-data benchmark removes only its own links; the user's files survive, byte for byte."""
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import cell, rect, synthetic_coco, tool
+from helpers import cell, load_script, rect, synthetic_coco, tool
 from segpc.apis.predict import write_outputs
 from segpc.cli import run
 from segpc.io import SUBMISSION_FILES, SegPCError, atomic_dir, check_output_dir
@@ -16,14 +15,6 @@ from segpc.structures import make_dump, save_dump, write_submission
 REPO = Path(__file__).resolve().parents[1]
 CKPT = "best_segpc_mIoU_epoch_12.pth"
 PAYLOAD = b"weights\x00\x01 a user's checkpoint"
-
-
-def load_module(path: str):
-    """A script of the repository as a module (tools/ and benchmarks/ are not packages)."""
-    spec = importlib.util.spec_from_file_location(Path(path).stem + "_under_test", REPO / path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def dump(name="1"):
@@ -123,7 +114,7 @@ def test_ensemble_cli_refuses_before_any_work(tmp_path):
 def test_worst_cells_cli_refuses_a_user_folder(tmp_path):
     root = synthetic_coco(tmp_path / "s", {"validation": 2}, seed=0, size=(64, 96))
     d = user_folder(tmp_path / "d")
-    worst_cells = load_module("tools/worst_cells.py")
+    worst_cells = load_script("tools/worst_cells.py")
     assert run(worst_cells.main, [str(root / "validation"), str(root / "validation" / "y"), str(d),
                                   "--overwrite"]) == 2
     assert_untouched(d)
@@ -152,7 +143,7 @@ def test_test_cli_refuses_a_user_folder(tmp_path):
 
 
 def test_real_segpc_prepare_keeps_a_real_data_set(tmp_path):
-    bench = load_module("benchmarks/real_segpc/run.py")
+    bench = load_script("benchmarks/real_segpc/run.py")
     source = synthetic_coco(tmp_path / "src", {"set": 4}, seed=0, size=(64, 96)) / "set"
     split = {"set": "set", "seed": 0, "num_val": 1, "train": ["1", "2", "3"], "validation": ["4"]}
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from helpers import cell, tool
+from helpers import cell, load_script, tool
 from segpc.io import read_mask
 from segpc.structures import make_dump, save_dump
 
@@ -46,3 +46,43 @@ def test_ensemble_of_work_dirs_is_voted_and_scored(real_data, root, tmp_path):
 
     missing = tool(*run, "--tta", "--ensemble", *map(str, dirs), "--work-dir", str(out), check=False)
     assert missing.returncode == 2 and str(dirs[0] / "predictions_tta.json") in missing.stderr
+
+
+@pytest.mark.slow
+def test_bmdeep_trains_every_stage_predicts_and_scores(tmp_path):
+    """--bmdeep SPEC: each network of the spec trained into its own folder, the validation images
+    predicted with both stages, the submission scored with every scale and both aggregations;
+    --skip-train reuses the checkpoints and the recorded training times."""
+    from segpc.datasets.synthetic import write_dataset
+
+    write_dataset(tmp_path / "data" / "train_512", 10, seed=5, size=(96, 128))
+    work = tmp_path / "w"
+    run = ["benchmarks/real_segpc/run.py", "--data", str(tmp_path / "data"), "--root", str(tmp_path / "root"),
+           "--num-val", "2", "--bmdeep", "configs/bmdeep/fixture/two_stage_tiny.py", "--work-dir", str(work)]
+    tool(*run)
+    res = json.loads((work / "results.json").read_text())
+    assert [s["stage"] for s in res["stages"]] == ["nucleus", "cytoplasm 1.75", "cytoplasm 3"]
+    for st, sub in zip(res["stages"], ("nucleus", "cytoplasm_1.75", "cytoplasm_3")):
+        assert st["checkpoint"] == str(work / sub / "iter_40.pth") and st["train_s"] > 0
+        assert st["mIoU"] is not None and st["s_per_iter"] > 0
+    assert res["num_gt"] > 0 and res["num_pred"] > 0
+    assert set(res["variants"]) == {"scale 1.75", "scale 3", "filter", "select"}
+    assert res["variants"]["filter"]["mIoU"] == pytest.approx(res["mIoU"])  # the spec's aggregate
+    assert res["variants"]["filter"]["num_pred"] == res["num_pred"] == len(list((work / "prediction" / "submission").iterdir()))
+    assert res["train_s"] == pytest.approx(sum(s["train_s"] for s in res["stages"]))
+
+    tool(*run, "--skip-train")
+    again = json.loads((work / "results.json").read_text())
+    assert again["mIoU"] == res["mIoU"] and [s["train_s"] for s in again["stages"]] == [s["train_s"] for s in res["stages"]]
+
+    bad = tool(*run[:-4], "--bmdeep", str(tmp_path / "none.py"), "--work-dir", str(work), check=False)
+    assert bad.returncode == 2 and "none.py" in bad.stderr
+
+
+def test_test_variants_write_beside_each_other():
+    """--tta and --score-thr outputs get their own suffix, so one work dir holds every variant."""
+    bench = load_script("benchmarks/real_segpc/run.py")
+    assert [bench.output_suffix(t, s) for t, s in ((False, None), (True, None), (False, 0.05), (True, 0.3))] == \
+        ["", "_tta", "_thr0.05", "_tta_thr0.3"]
+    with pytest.raises(SystemExit):  # the two-stage method has its own test path
+        bench.parse_args(["--bmdeep", "configs/cpu/bmdeep/two_stage_real512.py", "--score-thr", "0.1"])

@@ -1,7 +1,6 @@
 """The synthetic SegPC generator (segpc.datasets.synthetic) and tools/make_synthetic.py."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import load_script
 from segpc.cli import run
 from segpc.datasets.synthetic import (
     generate_sample,
@@ -59,10 +59,7 @@ def masks(dataset: tuple[Path, list[str]]) -> dict[str, list[np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def tool(repo_root: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_synthetic", repo_root / "tools" / "make_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/make_synthetic.py")
 
 
 # --------------------------------------------------------------------------- layout, determinism

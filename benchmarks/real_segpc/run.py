@@ -30,9 +30,22 @@ The winning solution's other components, each an option of the same command:
 * ``--tta``: test with flip test-time augmentation (``tools/test.py --tta``); the outputs get a
   ``_tta`` suffix (``results_tta.md``, ``predictions_tta.json``...), so ``--skip-train --tta``
   adds the TTA score of a trained work dir beside its plain one;
+* ``--score-thr T``: keep cells scored >= T at test time (``tools/test.py --score-thr``; default
+  the config's, 0.5); the outputs get a ``_thr<T>`` suffix (after ``_tta``). The challenge's mIoU
+  does not penalise extra cells, so a lower threshold only adds candidates;
 * ``--ensemble DIR [DIR ...]``: no training; the IoU-matched majority vote
   (:func:`segpc.ensemble.ensemble_dumps`, ``tools/ensemble.py``) of those work dirs' predictions
-  (the first is the reference; with ``--tta`` their TTA predictions), scored into ``--work-dir``.
+  (the first is the reference; with ``--tta``/``--score-thr`` those predictions), scored into
+  ``--work-dir``.
+
+The second-place method, ``--bmdeep SPEC`` (a two-stage spec such as
+``configs/cpu/bmdeep/two_stage_real512.py``): every stage config of the spec (the nucleus U-Net,
+one cytoplasm network per scale) is trained in turn into ``<work dir>/nucleus/``,
+``<work dir>/cytoplasm_<scale>/`` (what
+``tools/train.py`` runs; ``--skip-train`` reuses them), the validation images are predicted with
+both stages (:func:`segpc.apis.bmdeep.predict_bmdeep`, ``tools/predict_bmdeep.py``) into
+``<work dir>/prediction/``, and the submission is scored, together with every scale alone and
+both aggregations (:func:`segpc.apis.bmdeep.compare_aggregations`, ``tools/bmdeep_scores.py``).
 
 The real data are looked up at ``--data``, else ``$SEGPC_REAL_DATA``, else
 ``<repo>/../shared/data/segpc_real``. Everything written goes to the git-ignored ``data/`` and
@@ -219,14 +232,20 @@ def machine() -> dict:
     return info
 
 
-def markdown(res: dict) -> str:
-    m = res["machine"]
+def hardware(m: dict) -> str:
     hw = f"{m['cpu']}, {m['cores']} cores, {m.get('ram_gib', '?')} GiB RAM"
-    if m.get("gpu"):
-        hw += f", GPU {m['gpu']}"
+    return hw + (f", GPU {m['gpu']}" if m.get("gpu") else "")
 
-    def minutes(s):
-        return "-" if s is None else f"{s / 60:.1f} min"
+
+def minutes(s: float | None) -> str:
+    return "-" if s is None else f"{s / 60:.1f} min"
+
+
+def markdown(res: dict) -> str:
+    if res.get("stages"):
+        return bmdeep_markdown(res)
+    m = res["machine"]
+    hw = hardware(m)
 
     rows = [("command", f"`{res['command']}`")]
     if res.get("members"):
@@ -250,7 +269,8 @@ def markdown(res: dict) -> str:
     if not res.get("members"):
         rows += [("best checkpoint", f"`{res['checkpoint']}`")]
     rows += [
-        ("test", "flip TTA (original + 3 flips, masks voted)" if res.get("tta") else "single pass"),
+        ("test", ("flip TTA (original + 3 flips, masks voted)" if res.get("tta") else "single pass")
+                 + (f", cells scored >= {res['score_thr']:g}" if res.get("score_thr") is not None else "")),
         ("**mIoU** (validation, submission files)", f"**{res['mIoU']:.4f}** "
                                                     f"({res['num_gt']} cells, {res['num_pred']} predicted)"),
     ]
@@ -264,6 +284,97 @@ def markdown(res: dict) -> str:
               "| iteration | mIoU |", "|---:|---:|"]
     lines += [f"| {c['iter']} | {c['mIoU']:.4f} |" for c in res["curve"]]
     return "\n".join(lines) + "\n"
+
+
+def bmdeep_markdown(res: dict) -> str:
+    m = res["machine"]
+    rows = [("command", f"`{res['command']}`"), ("spec", f"`{res['spec']}`"),
+            ("data", f"{res['split']['set']}: {len(res['split']['train'])} train / "
+                     f"{len(res['split']['validation'])} validation images (seed {res['split']['seed']})"),
+            ("machine", f"{hardware(m)}; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)"),
+            ("wall time", f"training {minutes(res['train_s'])} (all stages), prediction + scoring "
+                          f"{minutes(res['test_s'])}, total {minutes(res['total_s'])}"),
+            ("**mIoU** (validation, submission files)",
+             f"**{res['mIoU']:.4f}** ({res['num_gt']} cells, {res['num_pred']} predicted; "
+             f"aggregate `{res['aggregate']}`)")]
+    lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    lines += ["", "Stages (each validated on its own task by mmseg's IoUMetric: mean IoU of background and "
+              "nucleus maps, or of background and cell in the crops, %):", "",
+              "| stage | config | schedule | s/iter | training | stage mIoU |", "|---|---|---|---:|---:|---:|"]
+    for st in res["stages"]:
+        spi = "-" if st["s_per_iter"] is None else f"{st['s_per_iter']:.2f}"
+        miou = "-" if st["mIoU"] is None else f"{st['mIoU']:.2f}"
+        lines.append(f"| {st['stage']} | `{st['config']}` | {st['schedule']} | {spi} | {minutes(st['train_s'])} | {miou} |")
+    lines += ["", "Each scale alone and both aggregations (challenge mIoU, from the candidates file):", "",
+              "| cells from | mIoU | predicted |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v['mIoU']:.4f} | {v['num_pred']} |" for k, v in res["variants"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def stage_scalars(work_dir: Path) -> tuple[float | None, dict]:
+    """Mean seconds per training iteration and the last validation record of an mmseg run."""
+    files = sorted(work_dir.glob("*/vis_data/scalars.json"), key=lambda p: p.parent.parent.name)
+    times, last = [], {}
+    for line in files[-1].read_text().splitlines() if files else ():
+        rec = json.loads(line)
+        if "loss" in rec:
+            times.append(rec.get("time", 0.0))
+        elif "mIoU" in rec:
+            last = rec
+    return (sum(times) / len(times) if times else None), last
+
+
+def run_bmdeep(args, root: Path, split: dict, command: str, t0: float) -> None:
+    """Train the two-stage spec's networks in turn, predict the validation images, score them."""
+    from mmengine.config import Config
+
+    from segpc.apis.bmdeep import compare_aggregations, predict_bmdeep
+    from segpc.apis.config import load_config
+    from segpc.apis.demo import best_checkpoint
+    from segpc.apis.train import train
+    from segpc.evaluation.miou import evaluate_dirs
+
+    spec_path = Path(args.bmdeep)
+    if not spec_path.is_file():
+        raise SegPCError(spec_path, "two-stage spec not found")
+    spec = Config.fromfile(str(spec_path))
+    work_dir = Path(args.work_dir or f"work_dirs/{spec_path.stem}")
+    options = {"data_root": str(root), **(args.cfg_options or {})}
+    stages = [("nucleus", spec.nucleus["config"])] + [(f"cytoplasm {c['scale']:g}", c["config"])
+                                                     for c in spec.cytoplasm]  # scales may share a config
+    done, ckpts, train_total = [], {}, 0.0
+    for stage, name in stages:
+        config = spec_path.parent / name
+        stage_dir = work_dir / stage.replace(" ", "_")
+        timing = stage_dir / "train_time.json"  # kept for a later --skip-train
+        if not args.skip_train:
+            print(f"bmdeep: training {stage}: {config} -> {stage_dir}", flush=True)
+            t = time.time()
+            train(str(config), work_dir=str(stage_dir), cfg_options=dict(options))
+            write_json({"train_s": time.time() - t}, timing)
+        train_s = json.loads(timing.read_text())["train_s"] if timing.is_file() else None
+        train_total += train_s or 0.0
+        ckpts[stage] = best_checkpoint(str(stage_dir))
+        cfg = load_config(str(config), dict(options), str(stage_dir))
+        s_per_iter, val = stage_scalars(stage_dir)
+        done.append({"stage": stage, "config": str(config), "train_s": train_s, "s_per_iter": s_per_iter,
+                     "schedule": f"{cfg.train_cfg.max_iters} iterations at batch {cfg.train_dataloader.batch_size}",
+                     "checkpoint": ckpts[stage], "mIoU": val.get("mIoU")})
+
+    t = time.time()
+    out, cand = work_dir / "prediction", work_dir / "candidates.json"
+    cyto = {float(c["scale"]): ckpts[f"cytoplasm {c['scale']:g}"] for c in spec.cytoplasm}
+    predict_bmdeep(str(spec_path), ckpts["nucleus"], cyto, str(root / "validation" / "x"), str(out),
+                   overwrite=True, candidates=str(cand))  # its own work dir
+    score = evaluate_dirs(root / "validation", out / "submission")
+    variants = {label: {"mIoU": r.mIoU, "num_pred": r.num_pred}
+                for label, r in compare_aggregations(str(root / "validation"), str(cand))}
+    res = {"command": command, "spec": str(spec_path), "aggregate": spec.get("aggregate", "filter"),
+           "split": split, "machine": machine(), "stages": done, "variants": variants,
+           "train_s": train_total or None, "test_s": time.time() - t,
+           "total_s": time.time() - t0 if not args.skip_train else None,
+           "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred, "curve": []}
+    report(res, score, work_dir, "")
 
 
 # --------------------------------------------------------------------------- main
@@ -289,12 +400,19 @@ def parse_args(argv=None):
     p.add_argument("--aug-workers", type=int, default=2, help="processes for --aug (default 2)")
     p.add_argument("--tta", action="store_true",
                    help="flip test-time augmentation; outputs get a _tta suffix")
+    p.add_argument("--score-thr", type=float, metavar="T",
+                   help="keep cells scored >= T (default: the config's, 0.5); outputs get a _thr<T> suffix")
     p.add_argument("--ensemble", nargs="+", metavar="WORK_DIR",
                    help="no training: vote these work dirs' predictions (the first is the reference)")
     p.add_argument("--min-iou", type=float, default=0.85, help="--ensemble's match IoU (default 0.85)")
+    p.add_argument("--bmdeep", metavar="SPEC",
+                   help="the second-place method: train every network of this two-stage spec (e.g. "
+                        "configs/cpu/bmdeep/two_stage_real512.py), predict and score; --config is not used")
     args = p.parse_args(argv)
     if args.ensemble and (len(args.ensemble) < 2 or not args.work_dir):
         p.error("--ensemble needs at least two work dirs and --work-dir for the result")
+    if args.bmdeep and (args.ensemble or args.aug or args.tta or args.score_thr is not None):
+        p.error("--bmdeep takes neither --ensemble, --aug, --tta nor --score-thr")
     return args
 
 
@@ -309,11 +427,13 @@ def main(argv=None):
     prepare(source, root, split)
     if args.prepare_only:
         return
+    if args.bmdeep:
+        return run_bmdeep(args, root, split, command, t0)
 
     from segpc.evaluation.miou import evaluate_dirs
     from segpc.structures import load_dump, save_dump, write_submission
 
-    suffix = "_tta" if args.tta else ""
+    suffix = output_suffix(args.tta, args.score_thr)
     if args.ensemble:
         from segpc.ensemble import ensemble_dumps
 
@@ -322,7 +442,7 @@ def main(argv=None):
         for p in paths:
             if not p.is_file():
                 raise SegPCError(p, "no predictions: run run.py for this work dir first"
-                                    + (" with --tta" if args.tta else ""))
+                                    + (f" with the same --tta/--score-thr ({suffix})" if suffix else ""))
         t = time.time()
         ens = ensemble_dumps([load_dump(p) for p in paths], min_iou=args.min_iou,
                              sources=[str(p) for p in paths])
@@ -332,7 +452,7 @@ def main(argv=None):
         write_submission(ens, sub, overwrite=True)  # its own work dir
         score = evaluate_dirs(root / "validation", sub)
         res = {"command": command, "members": [str(p) for p in paths], "min_iou": args.min_iou,
-               "votes": ens["ensemble"], "tta": args.tta, "split": split, "machine": machine(),
+               "votes": ens["ensemble"], "tta": args.tta, "score_thr": args.score_thr, "split": split, "machine": machine(),
                "train_s": None, "test_s": time.time() - t, "total_s": None,
                "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred, "curve": []}
         return report(res, score, work_dir, suffix)
@@ -366,7 +486,7 @@ def main(argv=None):
     sub = work_dir / f"submission{suffix}"
     _, metrics = test(args.config, ckpt, out=str(work_dir / f"predictions{suffix}.json"), submission=str(sub),
                       work_dir=str(work_dir), cfg_options=dict(options), overwrite=True,  # its own work dir
-                      tta=args.tta, details=True)
+                      tta=args.tta, score_thr=args.score_thr, details=True)
     score = evaluate_dirs(root / "validation", sub)
     test_s = time.time() - t
 
@@ -374,7 +494,7 @@ def main(argv=None):
     schedule = (f"{loop.max_iters} iterations" if "max_iters" in loop else f"{loop.get('max_epochs')} epochs")
     res = {
         "command": command, "config": args.config, "cfg_options": args.cfg_options or {},
-        "aug": args.aug, "tta": args.tta,
+        "aug": args.aug, "tta": args.tta, "score_thr": args.score_thr,
         "split": split, "machine": machine(), "schedule": schedule,
         "batch_size": cfg.train_dataloader.batch_size, "s_per_iter": s_per_iter,
         "train_s": train_s, "test_s": test_s, "total_s": time.time() - t0 if train_s else None,
@@ -382,6 +502,11 @@ def main(argv=None):
         "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred, "curve": curve, "scalars": str(scalars) if scalars else None,
     }
     return report(res, score, work_dir, suffix)
+
+
+def output_suffix(tta: bool, score_thr: float | None) -> str:
+    """The suffix of a test's outputs (``results<suffix>.md``...): ``_tta``, ``_thr<T>``, both or none."""
+    return ("_tta" if tta else "") + ("" if score_thr is None else f"_thr{score_thr:g}")
 
 
 def report(res: dict, score, work_dir: Path, suffix: str) -> None:

@@ -1,9 +1,12 @@
 """Training: what ``tools/train.py`` and ``tools/dist_train.sh`` run."""
 from __future__ import annotations
 
+import itertools
 from typing import Optional, Union
 
 from segpc.apis.config import check_data, cpu_threads, load_config
+
+_RUNS = itertools.count()  # trainings started in this process
 
 
 def train(config: str, work_dir: Optional[str] = None, resume: Union[bool, str] = False,
@@ -40,12 +43,24 @@ def train(config: str, work_dir: Optional[str] = None, resume: Union[bool, str] 
         if latest is not None:  # none in the work dir: mmengine starts from scratch
             check_checkpoint(latest, "checkpoint to resume from")
     check_load_from(cfg)
+    own_visualizer(cfg, next(_RUNS))
     cpu_threads()
     setup_launcher(cfg, launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
     shutdown_distributed()
     return runner
+
+
+def own_visualizer(cfg, run: int) -> None:
+    """Give the ``run``-th training of this process (from 0) a visualizer of its own.
+
+    mmengine builds the visualizer by name (``get_instance``) and mmdet's and mmseg's configs all
+    name it ``visualizer``: a second training in one process (``run.py --bmdeep`` trains three)
+    would get the first one's, and write its scalars into the first run's folder."""
+    vis = cfg.get("visualizer")
+    if run and isinstance(vis, dict):
+        vis["name"] = f"{vis.get('name', 'visualizer')}_{run}"
 
 
 def check_load_from(cfg) -> None:
