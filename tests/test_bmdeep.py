@@ -270,3 +270,52 @@ def test_compare_aggregations_scores_each_variant(tmp_path):
     assert rows["scale 3"].mIoU == 1.0 and rows["filter"].mIoU == 1.0 and rows["filter"].num_pred == 2
     assert rows["scale 0.5"].mIoU == pytest.approx(150 / 200, abs=0.01)  # IoU at 1080x1440: ~0.75
     assert rows["select"].mIoU == rows["scale 0.5"].mIoU
+
+
+def _dark_nucleus_predictor(nucleus_fn):
+    from segpc.apis.bmdeep import Stage, TwoStage
+
+    image = np.full((100, 120, 3), 200, np.uint8)
+    image[40:50, 40:50] = 20  # a dark nucleus of 100 px, in the left half
+    grow = Stage(_StubModel(lambda x: ndimage_dilate(x[..., 3] > 0, 3)), (64, 64))
+    p = TwoStage(Stage(_StubModel(nucleus_fn), (50, 60)), {1.75: grow, 3.0: grow},
+                 ranges={1.75: (0.4, 200.0), 3.0: (0.4, 1.0)}, min_area=20)
+    return p, image
+
+
+def test_flip_tta_of_an_equivariant_predictor_changes_nothing():
+    """Stages that commute with flips: every view finds the same cell, so the merged cell is the
+    single pass's, pixel for pixel, with its score."""
+    pytest.importorskip("torch")
+    from segpc.apis.bmdeep import predict_image, predict_image_tta
+
+    p, image = _dark_nucleus_predictor(lambda x: x[..., 0] < 100)
+    (plain,) = predict_image(p, image)
+    (tta,) = predict_image_tta(p, image)
+    assert np.array_equal(decode(tta["cell"]), decode(plain["cell"])) and decode(tta["cell"]).sum() == 256
+    assert np.array_equal(decode(tta["nucleus"]), decode(plain["nucleus"]))
+    assert tta["score"] == pytest.approx(plain["score"]) and tta["bbox"] == plain["bbox"]
+
+
+def test_flip_tta_scores_a_cell_by_the_views_that_found_it():
+    """A nucleus network that only sees the left half of its input finds the nucleus in the
+    original and the vertical flip, not in the horizontal and diagonal ones: score 2/4 of the
+    single pass's, the same mask."""
+    pytest.importorskip("torch")
+    from segpc.apis.bmdeep import predict_image, predict_image_tta
+
+    def left_half(x):
+        out = x[..., 0] < 100
+        out[:, x.shape[1] // 2:] = False
+        return out
+
+    p, image = _dark_nucleus_predictor(left_half)
+    (plain,) = predict_image(p, image)
+    (tta,) = predict_image_tta(p, image)
+    assert tta["score"] == pytest.approx(plain["score"] * 2 / 4)
+    assert np.array_equal(decode(tta["cell"]), decode(plain["cell"]))
+    right = np.ascontiguousarray(image[:, ::-1])  # the nucleus in the right half
+    assert predict_image(p, right) == []  # the single pass misses it, the flipped views find it
+    (found,) = predict_image_tta(p, right)
+    assert found["score"] == pytest.approx(tta["score"])
+    assert np.array_equal(decode(found["cell"]), decode(tta["cell"])[:, ::-1])

@@ -75,6 +75,12 @@ def test_bmdeep_trains_every_stage_predicts_and_scores(tmp_path):
     again = json.loads((work / "results.json").read_text())
     assert again["mIoU"] == res["mIoU"] and [s["train_s"] for s in again["stages"]] == [s["train_s"] for s in res["stages"]]
 
+    tool(*run, "--skip-train", "--tta")  # beside the single pass, which stays
+    tta = json.loads((work / "results_tta.json").read_text())
+    assert tta["tta"] and tta["variants"] == {} and tta["num_gt"] == res["num_gt"]
+    assert tta["num_pred"] == len(list((work / "prediction_tta" / "submission").iterdir()))
+    assert json.loads((work / "results.json").read_text()) == again
+
     bad = tool(*run[:-4], "--bmdeep", str(tmp_path / "none.py"), "--work-dir", str(work), check=False)
     assert bad.returncode == 2 and "none.py" in bad.stderr
 

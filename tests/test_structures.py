@@ -71,6 +71,24 @@ def test_flip_and_intersection():
     assert (m & CropMask.from_dense(rect(10, 12, 0, 2))).area == 0
 
 
+def test_flip_image_mirrors_like_masks_and_boxes():
+    from segpc.structures import flip_boxes, flip_image
+
+    a = np.arange(6).reshape(2, 3)
+    assert flip_image(a, "horizontal").tolist() == [[2, 1, 0], [5, 4, 3]]
+    assert flip_image(a, "vertical").tolist() == [[3, 4, 5], [0, 1, 2]]
+    assert flip_image(a, "diagonal").tolist() == [[5, 4, 3], [2, 1, 0]]
+    assert flip_image(a, None) is a
+    img = rect(2, 5, 3, 10)
+    for d in ("horizontal", "vertical", "diagonal"):
+        flipped = CropMask.from_dense(flip_image(img, d))
+        assert np.array_equal(flipped.to_dense(), CropMask.from_dense(img).flip(d).to_dense())
+        assert list(flipped.box) == flip_boxes([CropMask.from_dense(img).box], (H, W), d)[0].tolist()
+        assert np.array_equal(flip_image(flip_image(img, d), d), img)
+    with pytest.raises(ValueError):
+        flip_image(a, "sideways")
+
+
 def test_vote_tie_rules():
     a, b = CropMask.from_dense(rect(0, 4, 0, 4)), CropMask.from_dense(rect(0, 4, 2, 6))
     # 2 voters: the overlap has 2 votes (in); the rest 1 vote = a tie

@@ -1,5 +1,5 @@
 """Two-stage bmdeep prediction: python tools/predict_bmdeep.py SPEC IMAGES_DIR OUT_DIR --nucleus CKPT
---cytoplasm SCALE=CKPT [SCALE=CKPT ...] [--aggregate filter|select]."""
+--cytoplasm SCALE=CKPT [SCALE=CKPT ...] [--aggregate filter|select] [--tta]."""
 import argparse
 import sys
 
@@ -33,6 +33,9 @@ def parse_args(argv=None):
                         "select: smallest scale within its threshold (paper)")
     p.add_argument("--candidates", metavar="FILE.json",
                    help="also save every scale's cell of every nucleus (for tools/bmdeep_scores.py)")
+    p.add_argument("--tta", action="store_true",
+                   help="flip test-time augmentation: the image and its 3 flips, cells matched and voted "
+                        "as tools/test.py --tta does (not with --candidates)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous output in OUT_DIR")
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     return p.parse_args(argv)
@@ -44,7 +47,7 @@ def main(argv=None):
 
     dump = predict_bmdeep(args.spec, args.nucleus, dict(args.cytoplasm), args.images_dir, args.out_dir,
                           aggregate=args.aggregate, device=args.device, overwrite=args.overwrite,
-                          candidates=args.candidates)
+                          candidates=args.candidates, tta=args.tta)
     n = sum(len(img["cells"]) for img in dump["images"])
     print(f"{len(dump['images'])} images, {n} cells → {args.out_dir}/")
 

@@ -46,6 +46,8 @@ one cytoplasm network per scale) is trained in turn into ``<work dir>/nucleus/``
 both stages (:func:`segpc.apis.bmdeep.predict_bmdeep`, ``tools/predict_bmdeep.py``) into
 ``<work dir>/prediction/``, and the submission is scored, together with every scale alone and
 both aggregations (:func:`segpc.apis.bmdeep.compare_aggregations`, ``tools/bmdeep_scores.py``).
+With ``--tta`` (and ``--skip-train`` to reuse the networks) the prediction is flip TTA, written
+to ``prediction_tta/`` and ``results_tta.md``.
 
 The real data are looked up at ``--data``, else ``$SEGPC_REAL_DATA``, else
 ``<repo>/../shared/data/segpc_real``. Everything written goes to the git-ignored ``data/`` and
@@ -294,6 +296,7 @@ def bmdeep_markdown(res: dict) -> str:
             ("machine", f"{hardware(m)}; Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads)"),
             ("wall time", f"training {minutes(res['train_s'])} (all stages), prediction + scoring "
                           f"{minutes(res['test_s'])}, total {minutes(res['total_s'])}"),
+            ("test", "flip TTA (original + 3 flips, cells matched and voted)" if res.get("tta") else "single pass"),
             ("**mIoU** (validation, submission files)",
              f"**{res['mIoU']:.4f}** ({res['num_gt']} cells, {res['num_pred']} predicted; "
              f"aggregate `{res['aggregate']}`)")]
@@ -305,9 +308,10 @@ def bmdeep_markdown(res: dict) -> str:
         spi = "-" if st["s_per_iter"] is None else f"{st['s_per_iter']:.2f}"
         miou = "-" if st["mIoU"] is None else f"{st['mIoU']:.2f}"
         lines.append(f"| {st['stage']} | `{st['config']}` | {st['schedule']} | {spi} | {minutes(st['train_s'])} | {miou} |")
-    lines += ["", "Each scale alone and both aggregations (challenge mIoU, from the candidates file):", "",
-              "| cells from | mIoU | predicted |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v['mIoU']:.4f} | {v['num_pred']} |" for k, v in res["variants"].items()]
+    if res["variants"]:
+        lines += ["", "Each scale alone and both aggregations (challenge mIoU, from the candidates file):", "",
+                  "| cells from | mIoU | predicted |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v['mIoU']:.4f} | {v['num_pred']} |" for k, v in res["variants"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -362,19 +366,20 @@ def run_bmdeep(args, root: Path, split: dict, command: str, t0: float) -> None:
                      "checkpoint": ckpts[stage], "mIoU": val.get("mIoU")})
 
     t = time.time()
-    out, cand = work_dir / "prediction", work_dir / "candidates.json"
+    suffix = "_tta" if args.tta else ""
+    out, cand = work_dir / f"prediction{suffix}", work_dir / "candidates.json"
     cyto = {float(c["scale"]): ckpts[f"cytoplasm {c['scale']:g}"] for c in spec.cytoplasm}
     predict_bmdeep(str(spec_path), ckpts["nucleus"], cyto, str(root / "validation" / "x"), str(out),
-                   overwrite=True, candidates=str(cand))  # its own work dir
+                   overwrite=True, candidates=None if args.tta else str(cand), tta=args.tta)  # its own work dir
     score = evaluate_dirs(root / "validation", out / "submission")
-    variants = {label: {"mIoU": r.mIoU, "num_pred": r.num_pred}
-                for label, r in compare_aggregations(str(root / "validation"), str(cand))}
-    res = {"command": command, "spec": str(spec_path), "aggregate": spec.get("aggregate", "filter"),
+    variants = {} if args.tta else {label: {"mIoU": r.mIoU, "num_pred": r.num_pred}
+                                    for label, r in compare_aggregations(str(root / "validation"), str(cand))}
+    res = {"command": command, "spec": str(spec_path), "aggregate": spec.get("aggregate", "filter"), "tta": args.tta,
            "split": split, "machine": machine(), "stages": done, "variants": variants,
            "train_s": train_total or None, "test_s": time.time() - t,
            "total_s": time.time() - t0 if not args.skip_train else None,
            "mIoU": score.mIoU, "num_gt": score.num_gt, "num_pred": score.num_pred, "curve": []}
-    report(res, score, work_dir, "")
+    report(res, score, work_dir, suffix)
 
 
 # --------------------------------------------------------------------------- main
@@ -411,8 +416,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.ensemble and (len(args.ensemble) < 2 or not args.work_dir):
         p.error("--ensemble needs at least two work dirs and --work-dir for the result")
-    if args.bmdeep and (args.ensemble or args.aug or args.tta or args.score_thr is not None):
-        p.error("--bmdeep takes neither --ensemble, --aug, --tta nor --score-thr")
+    if args.bmdeep and (args.ensemble or args.aug or args.score_thr is not None):
+        p.error("--bmdeep takes neither --ensemble, --aug nor --score-thr")
     return args
 
 

@@ -12,6 +12,9 @@ aggregation; checkpoints are given separately. For every image:
    probability over the region;
 3. the scales aggregated (``'filter'`` or ``'select'``, :func:`segpc.bmdeep.postprocess.aggregate`).
 
+With ``tta``, the image and its horizontal, vertical and diagonal flips are each predicted this
+way and merged like the instance models' flip TTA (:func:`predict_image_tta`).
+
 The output is the project's prediction dump (each cell also records its ``scale``) and the
 same folder as ``tools/predict.py`` writes (:func:`segpc.apis.predict.write_outputs`), scored by
 ``tools/eval_miou.py`` and accepted by ``tools/ensemble.py`` like any other. Optionally every
@@ -30,7 +33,8 @@ from segpc.bmdeep.postprocess import (AGGREGATES, candidate_cells, cytoplasm_reg
                                       nucleus_instances, reaggregate, with_nucleus)
 from segpc.datasets.crops import INPUT_SIZE, equalize, fit_to_input, from_input, make_crop, to_input
 from segpc.io import SegPCError, read_image
-from segpc.structures import CropMask, check_dump_path, load_dump, make_dump, save_dump
+from segpc.structures import (CELL_LABEL, FLIP_DIRECTIONS, NUCLEUS_LABEL, CropMask, assemble_cells, check_dump_path,
+                              flip_image, load_dump, make_dump, save_dump)
 
 
 @dataclass
@@ -161,18 +165,45 @@ def predict_image(p: TwoStage, image: np.ndarray) -> list[dict]:
     return image_cells(*predict_candidates(p, image), p.aggregate, p.ranges, p.select_thresholds)
 
 
+def predict_image_tta(p: TwoStage, image: np.ndarray, flips=FLIP_DIRECTIONS, match_iou: float = 0.5) -> list[dict]:
+    """Flip TTA of one BGR image: the image and each of its ``flips`` predicted by
+    :func:`predict_image`, every view's cells and nuclei mirrored back and merged per class as
+    the instance models' TTA merges (:func:`segpc.models.tta.merge_views`: matched by mask IoU
+    >= ``match_iou``, pixels voted, the score the mean over *all* views with 0 for a view that
+    missed it); each merged cell gets the merged nucleus it overlaps most
+    (:func:`segpc.structures.assemble_cells`). Cells lose their ``scale``."""
+    from segpc.models.tta import merge_views
+
+    frame = image.shape[:2]
+    views = []
+    for direction in (None, *flips):
+        masks, labels, scores = [], [], []
+        for c in predict_image(p, flip_image(image, direction)):
+            for key, label in (("cell", CELL_LABEL), ("nucleus", NUCLEUS_LABEL)):
+                if c.get(key) is not None:
+                    masks.append(CropMask.from_rle(c[key], size=frame).flip(direction))
+                    labels.append(label)
+                    scores.append(c["score"])
+        views.append({"bboxes": [m.box for m in masks], "scores": scores, "labels": labels, "masks": masks})
+    merged = merge_views(views, frame, match_iou)
+    return assemble_cells([m.to_rle() for m in merged["masks"]], merged["labels"], merged["scores"])
+
+
 def predict_bmdeep(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Mapping[float, str],
                    images_dir: str, out_dir: str, aggregate: Optional[str] = None,
                    device: Optional[str] = None, progress: bool = True, overwrite: bool = False,
-                   candidates: Optional[str] = None) -> dict:
+                   candidates: Optional[str] = None, tta: bool = False) -> dict:
     """Predict every image of ``images_dir`` with the two stages; write ``out_dir`` as
     ``tools/predict.py`` does; returns the dump. ``candidates``: also save every scale's cell of
-    every nucleus there (a dump for :func:`compare_aggregations`)."""
+    every nucleus there (a dump for :func:`compare_aggregations`). ``tta``: flip TTA
+    (:func:`predict_image_tta`; not with ``candidates``)."""
     from tqdm import tqdm
 
     from segpc.apis.predict import OUTPUT_FILES, list_images, write_outputs
     from segpc.io import check_output_dir
 
+    if tta and candidates is not None:
+        raise SegPCError(candidates, "candidates are per scale of one view: not with flip TTA")
     images = list_images(images_dir)
     check_output_dir(out_dir, OUTPUT_FILES, overwrite)
     if candidates is not None:
@@ -182,8 +213,11 @@ def predict_bmdeep(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Ma
     entries, all_cells = [], []
     for i, path in enumerate(tqdm(images, desc="bmdeep", unit="img", disable=not progress)):
         image = read_image(path)
-        nuclei, cand = predict_candidates(predictor, image)
         entry = {"name": path.stem, "img_id": ids[i], "height": image.shape[0], "width": image.shape[1]}
+        if tta:
+            entries.append(dict(entry, cells=predict_image_tta(predictor, image)))
+            continue
+        nuclei, cand = predict_candidates(predictor, image)
         entries.append(dict(entry, cells=image_cells(nuclei, cand, predictor.aggregate, predictor.ranges,
                                                      predictor.select_thresholds)))
         all_cells.append(dict(entry, cells=candidate_cells(nuclei, cand)))
@@ -193,7 +227,8 @@ def predict_bmdeep(spec: str, nucleus_checkpoint: str, cytoplasm_checkpoints: Ma
                            "select_thresholds": {str(k): v for k, v in (predictor.select_thresholds or {}).items()}}
         save_dump(cdump, candidates)
     dump = make_dump(entries)
-    dump["bmdeep"] = {"aggregate": predictor.aggregate, "scales": sorted(predictor.cytoplasm)}
+    dump["bmdeep"] = {"aggregate": predictor.aggregate, "scales": sorted(predictor.cytoplasm),
+                      "tta": list(FLIP_DIRECTIONS) if tta else []}
     write_outputs(dump, {p.stem: p for p in images}, out_dir, overwrite)
     return dump
 

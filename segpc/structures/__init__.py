@@ -11,8 +11,8 @@
 
 Light: numpy, OpenCV and pycocotools; no torch, mmengine or mmdet.
 """
-from segpc.structures.boxes import (FLIP_DIRECTIONS, boxes_overlap, flip_boxes, mask_box, overlap_matrix,
-                                    xyxy_to_xywh)
+from segpc.structures.boxes import (FLIP_DIRECTIONS, boxes_overlap, flip_boxes, flip_image, mask_box,
+                                    overlap_matrix, xyxy_to_xywh)
 from segpc.structures.cells import (CELL_LABEL, CLASSES, CYTOPLASM_LABEL, NUCLEUS_LABEL, assemble_cells,
                                     cell_to_mask)
 from segpc.structures.dump import (DUMP_FORMAT, check_dump_path, load_dump, load_predictions, make_dump,
@@ -25,7 +25,7 @@ from segpc.structures.rle import (area, bbox_xyxy, decode, encode, encode_many, 
 __all__ = [
     "CELL_LABEL", "CLASSES", "CYTOPLASM_LABEL", "DUMP_FORMAT", "FLIP_DIRECTIONS", "NUCLEUS_LABEL", "CropMask",
     "area", "assemble_cells", "bbox_xyxy", "boxes_overlap", "cell_to_mask", "check_dump_path", "decode",
-    "encode", "encode_many", "flip_boxes", "intersect", "iou_matrix", "kaggle_decode", "kaggle_encode",
+    "encode", "encode_many", "flip_boxes", "flip_image", "intersect", "iou_matrix", "kaggle_decode", "kaggle_encode",
     "kaggle_runs", "kaggle_to_rle", "kaggle_to_rle_t", "load_dump", "load_predictions", "make_dump",
     "mask_box", "overlap_matrix", "paste", "read_submission", "resize_maps", "rle_iou", "rle_to_kaggle",
     "save_dump", "validate_dump", "vote", "write_submission", "xyxy_to_xywh",

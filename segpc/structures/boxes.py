@@ -44,6 +44,17 @@ def overlap_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             & (a[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < a[:, None, 3]))
 
 
+def flip_image(image: np.ndarray, direction: Optional[str]) -> np.ndarray:
+    """An ``(H, W, ...)`` array mirrored like :func:`flip_boxes` (its own inverse); ``None``
+    returns it unchanged."""
+    if direction is None:
+        return image
+    if direction not in FLIP_DIRECTIONS:
+        raise ValueError(f"unknown flip direction {direction!r}")
+    axes = {"horizontal": (1,), "vertical": (0,), "diagonal": (0, 1)}[direction]
+    return np.ascontiguousarray(np.flip(image, axis=axes))
+
+
 def flip_boxes(boxes: np.ndarray, size: Sequence[int], direction: Optional[str]) -> np.ndarray:
     """``(N, 4)`` boxes mirrored in a ``size = (H, W)`` frame: ``'horizontal'`` (x),
     ``'vertical'`` (y), ``'diagonal'`` (both); ``None`` copies them. A flip is its own inverse,
