@@ -138,7 +138,8 @@ def test_train_both_stages_predict_and_score(tmp_path_factory, tmp_path):
     assert bad.returncode == 2 and "two_stage_tiny.py" in bad.stderr
 
 
-@pytest.mark.parametrize("spec", ["bmdeep/two_stage", "bmdeep/fixture/two_stage_tiny", "cpu/bmdeep/two_stage_real512"])
+@pytest.mark.parametrize("spec", ["bmdeep/two_stage", "bmdeep/fixture/two_stage_tiny", "cpu/bmdeep/two_stage_real512",
+                                  "cpu/bmdeep/two_stage_real512_nuc045"])
 def test_two_stage_specs_name_existing_configs(spec):
     from mmengine.config import Config
 

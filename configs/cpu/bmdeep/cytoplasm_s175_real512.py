@@ -1,6 +1,6 @@
 # bmdeep stage 2 at crop scale 1.75 sized for 2 CPU cores on the real SegPC images at 512x384
 # (benchmarks/real_segpc/run.py --bmdeep configs/cpu/bmdeep/two_stage_real512.py).
-# At 512x384 the nucleus windows at this scale are about 100-170 px: crops at 128x128 (resized)
+# At 512x384 the nucleus windows at this scale are about 110-165 px: crops at 128x128 (resized)
 # instead of 256 (mostly padding here). The network of configs/bmdeep/cytoplasm_base.py narrowed:
 # ResNetV1c-18 at 16..128 channels, output stride 8 (a 16x16 map, the published 256 px input at
 # output stride 16 gives the same), so the published atrous rates 6/12/18; Adam 1e-3.
