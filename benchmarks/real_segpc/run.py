@@ -191,14 +191,14 @@ def augmented_train(root: Path, num: int, workers: int) -> dict:
 # --------------------------------------------------------------------------- results
 
 
-def read_scalars(path: Path) -> tuple[list[dict], float | None]:
-    """The learning curve of an mmengine ``scalars.json`` (mIoU per validation, at the training
-    iteration logged last before it), and the mean seconds per training iteration."""
+def read_scalars(path: Path, key: str = "segpc/mIoU") -> tuple[list[dict], float | None]:
+    """The learning curve of an mmengine ``scalars.json`` (``key`` per validation, as ``mIoU``, at
+    the training iteration logged last before it), and the mean seconds per training iteration."""
     curve, times, last = [], [], {}
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        if "segpc/mIoU" in rec:
-            curve.append({"iter": last.get("iter", rec["step"]), "mIoU": rec["segpc/mIoU"]}
+        if key in rec:
+            curve.append({"iter": last.get("iter", rec["step"]), "mIoU": rec[key]}
                          | ({"epoch": last["epoch"]} if "epoch" in last else {}))
         elif "loss" in rec:
             last = rec
@@ -206,8 +206,8 @@ def read_scalars(path: Path) -> tuple[list[dict], float | None]:
     return curve, (sum(times) / len(times) if times else None)
 
 
-def latest_scalars(work_dir: Path) -> Path | None:
-    files = [p for p in work_dir.glob("*/vis_data/scalars.json") if "segpc/mIoU" in p.read_text()]
+def latest_scalars(work_dir: Path, key: str = "segpc/mIoU") -> Path | None:
+    files = [p for p in work_dir.glob("*/vis_data/scalars.json") if f'"{key}"' in p.read_text()]
     return max(files, key=lambda p: p.parent.parent.name) if files else None
 
 
@@ -315,19 +315,6 @@ def bmdeep_markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_scalars(work_dir: Path) -> tuple[float | None, dict]:
-    """Mean seconds per training iteration and the last validation record of an mmseg run."""
-    files = sorted(work_dir.glob("*/vis_data/scalars.json"), key=lambda p: p.parent.parent.name)
-    times, last = [], {}
-    for line in files[-1].read_text().splitlines() if files else ():
-        rec = json.loads(line)
-        if "loss" in rec:
-            times.append(rec.get("time", 0.0))
-        elif "mIoU" in rec:
-            last = rec
-    return (sum(times) / len(times) if times else None), last
-
-
 def run_bmdeep(args, root: Path, split: dict, command: str, t0: float) -> None:
     """Train the two-stage spec's networks in turn, predict the validation images, score them."""
     from mmengine.config import Config
@@ -360,10 +347,11 @@ def run_bmdeep(args, root: Path, split: dict, command: str, t0: float) -> None:
         train_total += train_s or 0.0
         ckpts[stage] = best_checkpoint(str(stage_dir))
         cfg = load_config(str(config), dict(options), str(stage_dir))
-        s_per_iter, val = stage_scalars(stage_dir)
+        scalars = latest_scalars(stage_dir, "mIoU")  # mmseg's IoUMetric
+        curve, s_per_iter = read_scalars(scalars, "mIoU") if scalars else ([], None)
         done.append({"stage": stage, "config": str(config), "train_s": train_s, "s_per_iter": s_per_iter,
                      "schedule": f"{cfg.train_cfg.max_iters} iterations at batch {cfg.train_dataloader.batch_size}",
-                     "checkpoint": ckpts[stage], "mIoU": val.get("mIoU")})
+                     "checkpoint": ckpts[stage], "mIoU": curve[-1]["mIoU"] if curve else None})
 
     t = time.time()
     suffix = "_tta" if args.tta else ""
